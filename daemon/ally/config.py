@@ -1,0 +1,100 @@
+"""The one config loader: ``config.toml`` in the user config dir (``ALLY_CONFIG_DIR`` overrides the dir).
+
+Unknown keys and wrong types are errors, not silently ignored. The per-user decoy seed is created on first
+use and written back, so that every photo of one user is pushed toward the same wrong identity.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import platformdirs
+
+from .levels import Level
+
+CONFIG_ENV = "ALLY_CONFIG_DIR"
+DEFAULT_SURROGATES = ("faceres", "faceres-deep", "mobileface")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Config:
+    level: Level = Level.MEDIUM
+    device: str = "auto"  # auto | cpu | cuda | mps
+    surrogates: tuple[str, ...] = DEFAULT_SURROGATES
+    decoy: bool = True
+    decoy_seed: str = ""  # hex; created on first use
+
+
+def config_dir() -> Path:
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else Path(platformdirs.user_config_dir("ally"))
+
+
+def config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+def _coerce(name: str, value: object) -> object:
+    if name == "level":
+        if not isinstance(value, str):
+            raise ConfigError("level must be a string")
+        return Level.parse(value)
+    if name == "surrogates":
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value) and value):
+            raise ConfigError("surrogates must be a non-empty list of model ids")
+        return tuple(value)
+    if name == "decoy":
+        if not isinstance(value, bool):
+            raise ConfigError("decoy must be true or false")
+        return value
+    if name in ("device", "decoy_seed"):
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string")
+        if name == "device" and value not in ("auto", "cpu", "cuda", "mps"):
+            raise ConfigError("device must be one of auto, cpu, cuda, mps")
+        return value
+    raise ConfigError(f"unknown setting {name!r}")
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read the config (defaults where absent), creating the decoy seed if there is none yet."""
+    path = path or config_path()
+    values: dict[str, object] = {}
+    if path.exists():
+        try:
+            raw = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: {e}") from e
+        values = {k: _coerce(k, v) for k, v in raw.items()}
+    config = Config(**values)
+    if not config.decoy_seed:
+        config = replace(config, decoy_seed=secrets.token_hex(16))
+        save_config(config, path)
+    return config
+
+
+def save_config(config: Config, path: Path | None = None) -> None:
+    path = path or config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for f in fields(Config):
+        v = getattr(config, f.name)
+        if isinstance(v, Level):
+            lines.append(f'{f.name} = "{v.value}"')
+        elif isinstance(v, bool):
+            lines.append(f"{f.name} = {'true' if v else 'false'}")
+        elif isinstance(v, tuple):
+            lines.append(f"{f.name} = [{', '.join(repr(s).replace(chr(39), chr(34)) for s in v)}]")
+        else:
+            lines.append(f'{f.name} = "{v}"')
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
