@@ -60,10 +60,11 @@ def test_resize_and_shift_move_points_with_the_pixels():
     img[..., 40, 60] = 1.0  # a dot at (x=60, y=40)
     out = resize(img, 0.5)
     shifted = shift_crop(out.image, 3, 2)
-    point = torch.tensor([[60.0, 40.0]])
+    point = torch.tensor([[60.5, 40.5]])  # the dot's centre, continuous coordinates
     mapped = out.map_points(point) - torch.tensor([3.0, 2.0])
     peak = torch.nonzero(shifted.image[0, 0] == shifted.image[0, 0].max())[0]
-    assert abs(float(mapped[0, 1]) - float(peak[0])) <= 0.75 and abs(float(mapped[0, 0]) - float(peak[1])) <= 0.75
+    centre = (float(peak[1]) + 0.5, float(peak[0]) + 0.5)
+    assert abs(float(mapped[0, 0]) - centre[0]) <= 0.75 and abs(float(mapped[0, 1]) - centre[1]) <= 0.75
 
 
 def test_site_pipeline_is_seeded_and_reports_its_geometry():

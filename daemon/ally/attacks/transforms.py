@@ -3,7 +3,8 @@
 A social site resizes an upload to its long edge, recompresses it as JPEG (4:2:0) and sometimes blurs or crops
 it. The perturbation is optimised through random draws of that pipeline. Every transform maps an image batch
 [N,3,H,W] in [0,1] to a new batch and reports how pixel coordinates moved (``scale``, ``offset``) so that face
-landmarks can follow it: ``new = old * scale + offset``.
+landmarks can follow it: ``new = old * scale + offset``. Coordinates are continuous (as in ``ally.faces.align``):
+an image spans [0, W] × [0, H] and pixel (i, j) has its centre at (i + 0.5, j + 0.5).
 """
 
 from __future__ import annotations
@@ -37,9 +38,8 @@ def resize(x: Tensor, scale: float) -> Transformed:
     h, w = x.shape[-2:]
     size = (max(1, round(h * scale)), max(1, round(w * scale)))
     out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1.0)
-    # Pixel centres: u' + 0.5 = (u + 0.5) * s  =>  u' = u * s + (s - 1) / 2
     sy, sx = size[0] / h, size[1] / w
-    return Transformed(out, scale=(sx + sy) / 2, offset=((sx - 1) / 2, (sy - 1) / 2))
+    return Transformed(out, scale=(sx + sy) / 2)
 
 
 def gaussian_blur(x: Tensor, sigma: float) -> Tensor:

@@ -141,9 +141,9 @@ class FaceCloak:
         nh, nw = native.shape[-2:]
         wh, ww = max(8, round(nh * region.scale)), max(8, round(nw * region.scale))
         x0 = F.interpolate(native, size=(wh, ww), mode="area") if (wh, ww) != (nh, nw) else native
-        sx, sy = ww / nw, wh / nh
+        x0 = x0.clamp(0.0, 1.0)  # resampling may overshoot by rounding error
         lm_native = face.landmarks - np.array([region.x0, region.y0])
-        lm_work = (lm_native + 0.5) * np.array([sx, sy]) - 0.5
+        lm_work = lm_native * np.array([ww / nw, wh / nh])
         landmarks = torch.tensor(lm_work, dtype=torch.float32, device=self.device)[None]
 
         long_edge = max(photo_size)

@@ -1,0 +1,122 @@
+"""``ally bench``: seconds per photo and peak memory, per level, for 1 MP / 12 MP photos with 1 / 5 faces.
+
+The photos are made from the real sample photos in the model cache: a crop around one face (or five) resized
+to the target pixel count. Each case runs in a fresh subprocess so that its peak memory is its own
+(``ru_maxrss`` on the CPU; ``torch.cuda.max_memory_allocated`` on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+CASES = {  # name: (megapixels, faces)
+    "1MP-1face": (1.0, 1),
+    "1MP-5faces": (1.0, 5),
+    "12MP-1face": (12.0, 1),
+    "12MP-5faces": (12.0, 5),
+}
+ASPECT = 4 / 3
+
+
+def make_case_photo(megapixels: float, faces: int) -> np.ndarray:
+    """A real photo cropped to ``faces`` faces and resized to ``megapixels`` (4:3)."""
+    from ally_models.cache import default_cache
+
+    from .engine import Engine
+    from .config import load_config
+
+    cache = default_cache()
+    # sample1 has a row of five people; its largest face alone makes the one-face case.
+    path = cache.files("faceapi-samples", pull=True)["sample1.jpg"]
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    detected = Engine(load_config(), cache).detector.detect(rgb)
+    chosen = sorted(detected, key=lambda f: f.area, reverse=True)[:faces]
+    if len(chosen) < faces:
+        raise RuntimeError(f"the sample photo has {len(detected)} faces, fewer than {faces}")
+    boxes = np.array([f.box for f in chosen])
+    x1, y1 = boxes[:, :2].min(0)
+    x2, y2 = boxes[:, 2:].max(0)
+    pad = 0.6 * (y2 - y1) if faces == 1 else 0.3 * (x2 - x1)
+    x1, y1, x2, y2 = x1 - pad, y1 - pad, x2 + pad, y2 + pad
+    w, h = x2 - x1, y2 - y1
+    if w / h < ASPECT:  # widen to 4:3
+        cx = (x1 + x2) / 2
+        x1, x2 = cx - h * ASPECT / 2, cx + h * ASPECT / 2
+    else:
+        cy = (y1 + y2) / 2
+        y1, y2 = cy - w / ASPECT / 2, cy + w / ASPECT / 2
+    crop = Image.fromarray(rgb).crop((int(x1), int(y1), int(x2), int(y2)))
+    height = int(round((megapixels * 1e6 / ASPECT) ** 0.5))
+    return np.asarray(crop.resize((int(round(height * ASPECT)), height), Image.Resampling.LANCZOS))
+
+
+def _child(case: str, level: str, device: str, repeat: int) -> dict:
+    """Runs inside the subprocess: one case, one level."""
+    import resource
+
+    import torch
+
+    from .config import load_config
+    from .engine import Engine
+    from .imaging.io import load_image
+    from .levels import Level
+
+    megapixels, faces = CASES[case]
+    rgb = make_case_photo(megapixels, faces)
+    engine = Engine(load_config(), device=torch.device(device) if device != "auto" else None)
+    engine.warm_up()
+    png = io.BytesIO()
+    Image.fromarray(rgb).save(png, "PNG")
+    image = load_image(png.getvalue())
+    times = []
+    found = 0
+    for _ in range(repeat):
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = engine.protect(image, Level.parse(level))
+        if engine.device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        found = len(result.faces)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None
+    return {"case": case, "level": level, "device": str(engine.device), "faces_found": found,
+            "pixels": int(rgb.shape[0] * rgb.shape[1]), "seconds": min(times), "seconds_all": times,
+            "peak_rss_mb": round(peak_mb), "peak_gpu_mb": gpu_mb, "threads": torch.get_num_threads()}
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    levels = [lv.strip() for lv in args.levels.split(",") if lv.strip()]
+    device = args.device or "auto"
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    print(f"{'case':12} {'level':7} {'device':6} {'faces':>5} {'seconds':>8} {'peak MB':>8}")
+    for case in CASES:
+        for level in levels:
+            cmd = [sys.executable, "-m", "ally.bench", case, level, device, str(args.repeat)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"{case:12} {level:7} failed:\n{proc.stderr}", file=sys.stderr)
+                return 1
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append(row)
+            mem = row["peak_gpu_mb"] if row["peak_gpu_mb"] is not None else row["peak_rss_mb"]
+            print(f"{case:12} {level:7} {row['device']:6} {row['faces_found']:>5} {row['seconds']:>8.2f} {mem:>8.0f}")
+    out = args.out / "bench.json"
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    print(json.dumps(_child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))))

