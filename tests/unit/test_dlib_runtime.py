@@ -1,135 +1,59 @@
 """dlib's original runtime (the held-out evaluator) on real, labelled photos.
 
-Labels come from ``ally_models/datasets/faces_eval.toml``. Weights: ``$ALLY_TEST_ASSETS_DIR`` (default
-``/tmp/src``) holding ``face_recognition_models-0.3.0.tar.gz`` or the extracted ``.dat`` files, else the
-model cache's ``dlib-resnet`` (after ``ally models pull``). Photos are looked up in the same directory:
-an unpacked package (``vladmandic-face-api-1.7.15/package/demo/...``) or the package archive itself.
+Labels come from ``ally_models/datasets/faces_eval.toml``; weights (``dlib-resnet``) and photos
+(``faces-eval``) from the model cache, which the test command fills with ``ally models pull``.
 """
 
 from __future__ import annotations
 
-import bz2
-import functools
-import gzip
-import hashlib
 import io
 import itertools
-import os
-import tarfile
-import tomllib
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-import ally_models
 from ally_models.dlib_runtime import RECOGNIZER_FILE, SHAPE5_FILE, DlibFaceRecognizer
+from ally_models.registry import load_dataset_labels
 
 pytest.importorskip("dlib", reason="dlib-bin is not installed (pip install -e '.[test]')")
 
-ASSETS_ENV = "ALLY_TEST_ASSETS_DIR"
-LABELS = Path(ally_models.__file__).parent / "datasets" / "faces_eval.toml"
-_FRM_TARBALL = "face_recognition_models-0.3.0.tar.gz"
-_FRM_MODELS = "face_recognition_models-0.3.0/face_recognition_models/models/"
-
-
-def _assets() -> Path:
-    return Path(os.environ.get(ASSETS_ENV, "/tmp/src"))
+pytestmark = pytest.mark.real_models
 
 
 @pytest.fixture(scope="module")
-def recognizer(tmp_path_factory: pytest.TempPathFactory) -> DlibFaceRecognizer:
-    """The weight lookup: extracted .dat files or the sdist in the assets dir, else the model cache."""
-    assets = _assets()
-    if assets.is_dir():
-        try:
-            return DlibFaceRecognizer.from_dir(assets)
-        except FileNotFoundError:
-            pass
-        if (assets / _FRM_TARBALL).is_file():
-            out = tmp_path_factory.mktemp("dlib-weights")
-            with tarfile.open(assets / _FRM_TARBALL) as tf:
-                for name in (RECOGNIZER_FILE, SHAPE5_FILE):
-                    (out / name).write_bytes(tf.extractfile(_FRM_MODELS + name).read())
-            return DlibFaceRecognizer(out / RECOGNIZER_FILE, out / SHAPE5_FILE)
-    try:
-        from ally_models.cache import default_cache
+def recognizer(real_model: Callable[[str], dict[str, Path]]) -> DlibFaceRecognizer:
+    files = real_model("dlib-resnet")
+    return DlibFaceRecognizer(files["recognizer.dat"], files["shape5.dat"])
 
-        files = default_cache().files("dlib-resnet")
-        return DlibFaceRecognizer(files["recognizer.dat"], files["shape5.dat"])
-    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
-        pytest.skip(f"dlib weights not found: put {_FRM_TARBALL} or {RECOGNIZER_FILE} + {SHAPE5_FILE} in "
-                    f"${ASSETS_ENV} ({assets}), or run `ally models pull dlib-resnet` ({type(exc).__name__}: {exc})")
-
-
-# -- labels ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def labels() -> dict:
-    with LABELS.open("rb") as fh:
-        return tomllib.load(fh)
+    return load_dataset_labels("faces-eval")
+
+
+@pytest.fixture(scope="module")
+def photos(real_model: Callable[[str], dict[str, Path]]) -> dict[str, Path]:
+    return real_model("faces-eval")
 
 
 def _photo(labels: dict, photo_id: str) -> dict:
     return next(p for p in labels["photos"] if p["id"] == photo_id)
 
 
-def _archive_name(package: str, url: str) -> str:
-    kind, spec = package.split(":", 1)
-    if kind == "npm":  # npm pack's file name: @scope/name@1.0 -> scope-name-1.0.tgz
-        name, version = spec.rsplit("@", 1)
-        return f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
-    return url.rsplit("/", 1)[-1]
+@pytest.fixture(scope="module")
+def load_photo(photos: dict[str, Path]) -> Callable[[dict, str], np.ndarray]:
+    """RGB array of a labelled photo (the cache verified its sha256)."""
 
+    def load(labels: dict, photo_id: str) -> np.ndarray:
+        photo = _photo(labels, photo_id)
+        path = photos[photo_id + Path(photo["path"]).suffix.lower()]
+        with Image.open(io.BytesIO(path.read_bytes())) as image:
+            return np.asarray(image.convert("RGB"))
 
-def _read_member(archive: bytes, member: str) -> bytes | None:
-    """A member of a zip or tar (any compression) archive given as bytes."""
-    if archive[:4] == b"PK\x03\x04":
-        with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-            return zf.read(member) if member in zf.namelist() else None
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tf:
-        try:
-            fh = tf.extractfile(member)
-        except KeyError:
-            return None
-        return fh.read() if fh else None
-
-
-@functools.lru_cache(maxsize=2)
-def _archive_bytes(path: str, inner: str | None) -> bytes | None:
-    """A package archive's bytes, or those of an archive inside it (read once per test session)."""
-    data = Path(path).read_bytes()
-    if not inner:
-        return data
-    data = _read_member(data, inner)
-    if data is not None and data[:3] == b"BZh":  # decompress once: later member reads are then cheap
-        data = bz2.decompress(data)
-    elif data is not None and data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return data
-
-
-def load_photo(labels: dict, photo_id: str) -> np.ndarray:
-    """RGB array of a labelled photo found in the assets dir (unpacked or as the package archive); sha256-checked."""
-    photo = _photo(labels, photo_id)
-    package = labels["packages"][photo["package"]]
-    assets, archive_name = _assets(), _archive_name(photo["package"], package["url"])
-    data = None
-    if "archive" not in photo:
-        for candidate in (assets / archive_name.removesuffix(".tgz") / photo["path"], assets / photo["path"]):
-            if candidate.is_file():
-                data = candidate.read_bytes()
-                break
-    if data is None and (assets / archive_name).is_file():
-        outer = _archive_bytes(str(assets / archive_name), photo.get("archive"))
-        data = _read_member(outer, photo["path"]) if outer is not None else None
-    if data is None:
-        pytest.skip(f"labelled photo {photo_id} not found: need {archive_name} (or it unpacked) in ${ASSETS_ENV} ({assets})")
-    assert hashlib.sha256(data).hexdigest() == photo["sha256"], f"{photo_id}: sha256 differs from faces_eval.toml"
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image.convert("RGB"))
+    return load
 
 
 def _iou(a, b) -> float:
@@ -183,7 +107,7 @@ def test_label_file_is_consistent(labels: dict) -> None:
 
 # -- dlib's runtime ------------------------------------------------------------------------------------
 
-def test_finds_the_labelled_faces_of_a_real_photo(recognizer: DlibFaceRecognizer, labels: dict) -> None:
+def test_finds_the_labelled_faces_of_a_real_photo(recognizer: DlibFaceRecognizer, labels: dict, load_photo) -> None:
     rgb = load_photo(labels, "vm-sample1")
     boxes = recognizer.detect(rgb)
     photo = _photo(labels, "vm-sample1")
@@ -194,7 +118,7 @@ def test_finds_the_labelled_faces_of_a_real_photo(recognizer: DlibFaceRecognizer
         assert 0 <= x1 < x2 <= rgb.shape[1] and 0 <= y1 < y2 <= rgb.shape[0]
 
 
-def test_mirror_matches_and_different_people_do_not(recognizer: DlibFaceRecognizer, labels: dict) -> None:
+def test_mirror_matches_and_different_people_do_not(recognizer: DlibFaceRecognizer, labels: dict, load_photo) -> None:
     photo = _photo(labels, "vm-sample1")
     rgb = load_photo(labels, "vm-sample1")
     faces = _labelled_descriptors(recognizer, rgb, photo)
@@ -215,7 +139,7 @@ def test_mirror_matches_and_different_people_do_not(recognizer: DlibFaceRecogniz
         assert not recognizer.match(a, b), f"{id_a} vs {id_b}: distance {recognizer.distance(a, b):.3f}"
 
 
-def test_same_person_across_photos(recognizer: DlibFaceRecognizer, labels: dict) -> None:
+def test_same_person_across_photos(recognizer: DlibFaceRecognizer, labels: dict, load_photo) -> None:
     """face_recognition's own test photos: three photos of p10 match each other, p11 matches none."""
     found = {pid: _labelled_descriptors(recognizer, load_photo(labels, pid), _photo(labels, pid))[0]
              for pid in ("fr-obama", "fr-obama2", "fr-obama3", "fr-biden")}
@@ -224,7 +148,7 @@ def test_same_person_across_photos(recognizer: DlibFaceRecognizer, labels: dict)
         assert recognizer.match(a, b) == same, f"{pa} vs {pb}: distance {recognizer.distance(a, b):.3f}, same={same}"
 
 
-def test_johns_folder_labels(recognizer: DlibFaceRecognizer, labels: dict) -> None:
+def test_johns_folder_labels(recognizer: DlibFaceRecognizer, labels: dict, load_photo) -> None:
     """dlib's examples/johns (labels = folder names): every chip matches its own John and no other at 0.6."""
     chips = [(p["faces"][0]["identity"], p) for p in labels["photos"] if p["id"].startswith("johns-")]
     assert len(chips) == 55
@@ -240,7 +164,7 @@ def test_johns_folder_labels(recognizer: DlibFaceRecognizer, labels: dict) -> No
     assert np.mean(same) < 0.4 and np.mean(diff) > 0.8
 
 
-def test_descriptor_api(recognizer: DlibFaceRecognizer, labels: dict) -> None:
+def test_descriptor_api(recognizer: DlibFaceRecognizer, labels: dict, load_photo) -> None:
     rgb = load_photo(labels, "vm-sample1")
     boxes = recognizer.detect(rgb)
     d = recognizer.descriptors(rgb, boxes)

@@ -165,3 +165,48 @@ def test_shipped_manifest_is_consistent():
     assert evaluators and not (surrogates & evaluators)
     for model in manifest.models.values():
         assert model.license and model.lineage and model.upstream
+
+
+def test_photos_inside_an_archive_inside_a_package_are_pulled_and_verified(tmp_path, mirror):
+    """Datasets may live in a release tarball shipped inside an sdist (dlib 19.5): two levels, both hashed."""
+    import bz2
+
+    folder, tgz, whl = mirror
+    photo = b"\xff\xd8 a real photo \xff\xd9"
+    inner_buf = io.BytesIO()
+    with tarfile.open(fileobj=inner_buf, mode="w") as tf:
+        info = tarfile.TarInfo("rel/examples/a.jpg")
+        info.size = len(photo)
+        tf.addfile(info, io.BytesIO(photo))
+    inner = bz2.compress(inner_buf.getvalue())
+    sdist = _tgz({"pkg-1.0/docs/rel.tar.bz2": inner})
+    (folder / "pkg-1.0.tar.gz").write_bytes(sdist)
+    manifest = _manifest(tgz, whl)
+    manifest["packages"]["pypi:pkg@1.0"] = {
+        "kind": "pypi", "url": "https://files.invalid/pkg-1.0.tar.gz", "license": "MIT",
+        "integrity": "sha256-" + hashlib.sha256(sdist).hexdigest(),
+        "inner_archives": {"pkg-1.0/docs/rel.tar.bz2": hashlib.sha256(inner).hexdigest()},
+    }
+    manifest["models"]["photos"] = {
+        "role": "dataset", "task": "face-photos", "family": "data", "lineage": "test", "format": "jpeg",
+        "license": "MIT", "upstream": "https://example.invalid",
+        "files": [{"name": "a.jpg", "package": "pypi:pkg@1.0", "archive": "pkg-1.0/docs/rel.tar.bz2",
+                   "path": "rel/examples/a.jpg", "sha256": hashlib.sha256(photo).hexdigest()}],
+    }
+    cache = _cache(tmp_path, folder, manifest)
+    assert cache.pull(["photos"]) == ["photos/a.jpg"]
+    assert cache.files("photos")["a.jpg"].read_bytes() == photo
+    assert not any((tmp_path / "cache" / ".partial").iterdir())
+
+    manifest["packages"]["pypi:pkg@1.0"]["inner_archives"]["pkg-1.0/docs/rel.tar.bz2"] = "0" * 64
+    cache = _cache(tmp_path / "other", folder, manifest)
+    with pytest.raises(CacheError, match="does not match its sha256"):
+        cache.pull(["photos"])
+    assert not cache.file_path("photos", "a.jpg").exists()
+
+
+def test_shipped_manifest_includes_the_labelled_photo_set():
+    manifest = load_manifest()
+    photos = manifest.model("faces-eval")
+    assert photos.role == "dataset" and len(photos.files) == 68
+    assert any(f.archive for f in photos.files)
