@@ -44,10 +44,39 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("ids", nargs="*", help="model ids (default: all for list/pull/verify)")
 
     e = sub.add_parser("eval", help="measure protection against held-out models")
-    e.add_argument("what", choices=["faces"])
+    e.add_argument("what", choices=["faces", "text"])
     e.add_argument("--levels", default="low,medium,high")
     e.add_argument("--out", type=Path, default=Path("artifacts/eval"))
+    e.add_argument("-n", "--n", type=int, default=200, help="text: how many held-out posts to protect")
+    e.add_argument("--per-identity", type=int, default=4,
+                   help="faces: at most this many probe photos per person (0 = every photo; slow)")
+    e.add_argument("--evaluators", default="dlib-resnet,faceapi-resnet", help="faces: held-out recognizers")
     e.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+
+    s = sub.add_parser("serve", help="run the local daemon for the browser extension (127.0.0.1 only)")
+    s.add_argument("--port", type=int, help="port on 127.0.0.1 (default: the config's port, 28417)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+    s.add_argument("-v", "--verbose", action="store_true", help="debug logging (never logs user content)")
+
+    st = sub.add_parser("status", help="is the daemon running: device, models, queue, pairing")
+    st.add_argument("--port", type=int, help="the daemon's port (default: the running daemon's)")
+
+    pa = sub.add_parser("pair", help="browser extensions allowed to use the daemon: list | confirm | add | revoke")
+    pg = pa.add_mutually_exclusive_group()
+    pg.add_argument("--confirm", metavar="CODE", help="approve the pairing request showing this 6-digit code")
+    pg.add_argument("--origin", help="pair this extension origin now and print its token (manual pairing)")
+    pg.add_argument("--revoke", metavar="ORIGIN", help="forget this extension's pairing")
+    pg.add_argument("--reset", action="store_true", help="forget every pairing")
+    pa.add_argument("--name", default="browser extension", help="a label for --origin")
+    pa.add_argument("--port", type=int, help="the daemon's port (for --confirm)")
+
+    t = sub.add_parser("protect-text", help="rewrite text so age, gender and region cannot be read from it")
+    t.add_argument("file", nargs="?", type=Path, help="text file (default: standard input)")
+    t.add_argument("--level", type=_level, help="low | medium | high (default: the config's level)")
+    t.add_argument("--private", action="append", default=[], metavar="WORD", help="a private word to hide")
+    t.add_argument("--safe", action="append", default=[], metavar="NAME", help="a name never to change")
+    t.add_argument("--diff", action="store_true", help="print the changes as a word diff to standard error")
+    t.add_argument("--json", action="store_true", help="print the result as JSON")
 
     b = sub.add_parser("bench", help="seconds and peak memory per photo, per level")
     b.add_argument("--levels", default="low,medium,high")
@@ -70,10 +99,30 @@ def main(argv: list[str] | None = None) -> int:
             from .commands.protect import run_demo
 
             return run_demo(args)
+        if args.command == "eval" and args.what == "text":
+            from .text.eval import run_eval_text
+
+            return run_eval_text(args)
         if args.command == "eval":
             from .eval.faces import run_eval_faces
 
             return run_eval_faces(args)
+        if args.command == "serve":
+            from .commands.serve import run_serve
+
+            return run_serve(args)
+        if args.command == "status":
+            from .commands.status import run_status
+
+            return run_status(args)
+        if args.command == "pair":
+            from .commands.pair import run_pair
+
+            return run_pair(args)
+        if args.command == "protect-text":
+            from .commands.text import run_protect_text
+
+            return run_protect_text(args)
         if args.command == "bench":
             from .bench import run_bench
 

@@ -183,6 +183,13 @@ class DlibFaceRecognizer:
         vectors = self._net.compute_face_descriptor(image, shapes, jitters)
         return np.asarray([np.asarray(v, dtype=np.float32) for v in vectors], dtype=np.float32).reshape(-1, 128)
 
+    def chips(self, rgb: np.ndarray, boxes: Sequence[Sequence[float]], size: int = 150, padding: float = 0.25) -> np.ndarray:
+        """dlib's aligned face chips ``[F, size, size, 3]`` uint8 — the exact input of dlib's ResNet."""
+        image = _as_rgb_uint8(rgb)
+        shapes = self.shapes(image, boxes)
+        return np.asarray([self._dlib.get_face_chip(image, s, size=size, padding=padding) for s in shapes],
+                          dtype=np.uint8).reshape(-1, size, size, 3)
+
     def faces(self, rgb: np.ndarray) -> tuple[list[Box], np.ndarray]:
         """Detect, then describe: ``(boxes, descriptors)``."""
         image = _as_rgb_uint8(rgb)

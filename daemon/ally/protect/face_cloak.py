@@ -34,6 +34,12 @@ from ..surrogates import AlignedRecognizer
 REGION_SCALE = 2.2  # region side / face box side: room for the loosest crop any recognizer takes
 FEATHER = 0.12  # fraction of the region side over which the perturbation fades out at its border
 DSSIM_WEIGHT = 20.0  # penalty weight once a face region's DSSIM exceeds the level's budget
+# Other recognizers align faces their own way (other landmark models, templates and crop margins). Jittering
+# the crop — landmarks moved by up to this fraction of the eye distance, crop scaled by up to ±ALIGN_ZOOM —
+# keeps the cloak from depending on our alignment, which is what makes it carry over to unseen models.
+ALIGN_JITTER = 0.06
+ALIGN_ZOOM = 0.12
+PIPELINE_EXTRA: dict = {}  # experiment hook
 
 FaceProgress = Callable[[int, int, int, int], None]  # (face index, faces, step, steps)
 
@@ -149,16 +155,26 @@ class FaceCloak:
         long_edge = max(photo_size)
         site_scales = tuple(min(1.0, edge / long_edge) / region.scale for edge in s.site_long_edges)
         generator = torch.Generator().manual_seed(self.seed + index)
-        pipeline = SitePipeline(scales=site_scales, jpeg_quality=s.jpeg_quality, generator=generator)
+        pipeline = SitePipeline(scales=site_scales, jpeg_quality=s.jpeg_quality, generator=generator, **PIPELINE_EXTRA)
 
         with torch.no_grad():
             clean = [e.detach() for e in self.embed(x0, landmarks)]
         objective = IdentityAway(clean, self.decoys, self.decoy_weight)
         mask = _feather_mask(wh, ww, self.device)
 
+        eye_distance = float(torch.linalg.vector_norm(landmarks[0, 1] - landmarks[0, 0]))
+
+        def jittered(points: Tensor) -> Tensor:
+            if not (ALIGN_JITTER or ALIGN_ZOOM):
+                return points
+            centre = points.mean(dim=1, keepdim=True)
+            zoom = 1 + ALIGN_ZOOM * (2 * torch.rand((), generator=generator) - 1)
+            noise = torch.randn(points.shape, generator=generator) * ALIGN_JITTER * eye_distance
+            return centre + (points - centre) * zoom.to(points.device) + noise.to(points.device)
+
         def loss(x: Tensor) -> Tensor:
             t = pipeline(x)
-            embeddings = self.embed(t.image, t.map_points(landmarks))
+            embeddings = self.embed(t.image, jittered(t.map_points(landmarks)))
             penalty = F.relu(dssim(x, x0) - s.max_dssim).sum()
             return objective(embeddings) + DSSIM_WEIGHT * penalty
 
