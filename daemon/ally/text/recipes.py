@@ -1,0 +1,67 @@
+"""Recipes: a level's attack as a composition of goal + constraints + transformation + search.
+
+The same decomposition TextAttack uses; the parts are ours (white-box linear surrogates make the search cheap
+enough for a post to be protected in well under a second on a laptop CPU).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..levels import TextSettings
+from .classifiers import AttributeEnsemble
+from .constraints import (
+    CandidateConstraint,
+    LikelyName,
+    Locked,
+    MaxChangedFraction,
+    NoRepeat,
+    PreTransformation,
+    SentenceSimilarity,
+    WordSimilarity,
+)
+from .embed import Embedder, WordVectors
+from .goals import ConcealAttributes
+from .resources import BreameLists
+from .search import GreedyWordSwap
+from .transformations import (
+    Compose,
+    DeleteFillers,
+    Normalise,
+    SpellingVariants,
+    Synonyms,
+    Transformation,
+)
+
+
+@dataclass
+class Recipe:
+    goal: ConcealAttributes
+    transformation: Transformation
+    pre: list[PreTransformation]
+    checks: list[CandidateConstraint]
+    meaning: SentenceSimilarity | None
+    budget: MaxChangedFraction
+    search: GreedyWordSwap
+
+
+def conceal_recipe(settings: TextSettings, surrogates: dict[str, AttributeEnsemble], *,
+                   synonyms: dict[str, list[str]], breame: BreameLists | None,
+                   embedder: Embedder | None, word_vectors: WordVectors | None) -> Recipe:
+    parts: list[Transformation] = [Normalise(), DeleteFillers()]
+    if breame is not None:
+        parts.append(SpellingVariants(breame))
+    parts.append(Synonyms(synonyms))
+    budget = MaxChangedFraction(settings.max_changed)
+    checks: list[CandidateConstraint] = []
+    if word_vectors is not None:
+        checks.append(WordSimilarity(word_vectors, settings.min_word_similarity))
+    return Recipe(
+        goal=ConcealAttributes(surrogates, settings.margin, skip_classes={"region": "unmarked"}),
+        transformation=Compose(parts),
+        pre=[Locked(), NoRepeat(), LikelyName(), budget],
+        checks=checks,
+        meaning=SentenceSimilarity(embedder, settings.min_similarity) if embedder is not None else None,
+        budget=budget,
+        search=GreedyWordSwap(beam=settings.beam),
+    )

@@ -1,0 +1,178 @@
+"""Transformations: the meaning-keeping substitutions that a word may undergo.
+
+Each transformation proposes replacements for one word (``""`` deletes it). The search decides which to use;
+constraints decide which are allowed. The tables here are written by hand (informal spellings, fillers):
+they are rules, not data about anyone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .resources import BreameLists
+from .tokens import Word, match_case
+
+# Informal → standard spellings. Standard spelling is the strongest age cue in short posts, and writing the
+# standard form keeps the meaning by construction.
+NORMAL_FORMS: dict[str, str] = {
+    "u": "you", "ur": "your", "r": "are", "ya": "you", "yall": "you all", "y'all": "you all", "im": "I'm",
+    "i": "I", "ive": "I've", "dont": "don't", "cant": "can't", "wont": "won't", "didnt": "didn't",
+    "doesnt": "doesn't", "isnt": "isn't", "wasnt": "wasn't", "arent": "aren't", "werent": "weren't",
+    "couldnt": "couldn't", "wouldnt": "wouldn't", "shouldnt": "shouldn't", "havent": "haven't",
+    "hasnt": "hasn't", "thats": "that's", "whats": "what's", "theres": "there's", "youre": "you're",
+    "theyre": "they're", "gonna": "going to", "wanna": "want to", "gotta": "have to", "kinda": "kind of",
+    "sorta": "sort of", "outta": "out of", "lotta": "lot of", "cuz": "because", "coz": "because",
+    "cos": "because", "bc": "because", "b/c": "because", "tho": "though", "thru": "through", "ppl": "people",
+    "pls": "please", "plz": "please", "thx": "thanks", "thanx": "thanks", "b4": "before", "2day": "today",
+    "2nite": "tonight", "2morrow": "tomorrow", "tmrw": "tomorrow", "luv": "love", "nite": "night",
+    "kk": "okay", "yeah": "yes", "yea": "yes", "yep": "yes", "yup": "yes",
+    "nope": "no", "nah": "no", "dunno": "don't know", "gotten": "got", "alot": "a lot", "becuz": "because",
+    "wat": "what", "wut": "what", "whatev": "whatever", "bday": "birthday", "b'day": "birthday",
+    "pic": "picture", "pics": "pictures", "convo": "conversation",
+    "prob": "probably", "probs": "probably", "def": "definitely", "totes": "totally", "obvi": "obviously",
+    "whatevs": "whatever", "cuz'": "because", "sooo": "so", "soo": "so", "omg": "oh", "omfg": "oh",
+    "ohh": "oh", "ooh": "oh", "mom": "mother", "mommy": "mother", "dad": "father", "daddy": "father",
+}
+# Words that carry tone, not content: deleting them keeps what is said.
+FILLERS = frozenset({
+    "lol", "lmao", "rofl", "haha", "hahaha", "hehe", "hehehe", "heh", "lolz", "um", "umm", "uh", "er", "erm",
+    "like", "totally", "literally", "basically", "seriously", "really", "very", "so", "just", "pretty", "quite",
+    "actually", "anyway", "anyways", "whatever", "ugh", "yay", "wow", "omg", "oh", "well", "damn", "freaking",
+    "fucking", "bloody",
+})
+STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "let", "me", "more", "most", "my", "myself", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "with", "would", "you", "your", "yours", "yourself", "yourselves", "will", "shall", "may", "might", "must", "i'm", "i've", "it's", "that's", "don't", "can't", "won't", "isn't"])
+
+# Gendered words never enter or leave through a synonym swap (WordNet's verb "mother" lists "father").
+GENDERED = frozenset(["man", "men", "woman", "women", "boy", "boys", "girl", "girls", "guy", "guys", "gal", "gals", "lady", "ladies", "gentleman", "gentlemen", "he", "him", "his", "himself", "she", "her", "hers", "herself", "mother", "mothers", "father", "fathers", "mom", "moms", "mum", "mums", "dad", "dads", "mommy", "daddy", "son", "sons", "daughter", "daughters", "brother", "brothers", "sister", "sisters", "sis", "bro", "husband", "husbands", "wife", "wives", "boyfriend", "girlfriend", "king", "queen", "prince", "princess", "uncle", "aunt", "nephew", "niece", "grandma", "grandpa", "grandmother", "grandfather", "male", "female", "males", "females", "masculine", "feminine", "sir", "madam", "mr", "mrs", "ms", "miss", "dude", "chick", "bride", "groom"])
+
+_ELONGATED = re.compile(r"(\w)\1{2,}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    new: str  # replacement text ("" deletes the word)
+    kind: str  # normalise | delete | synonym | spelling
+
+    @property
+    def reason(self) -> str:
+        return {"normalise": "informal spelling made standard", "delete": "filler word removed",
+                "synonym": "word swapped for a synonym", "spelling": "regional spelling neutralised"}[self.kind]
+
+
+class Transformation:
+    """Propose candidates for ``words[i]`` (the full word list gives the context)."""
+
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        raise NotImplementedError
+
+
+class Normalise(Transformation):
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        w = words[i].text
+        low = w.lower()
+        out = []
+        if low in NORMAL_FORMS:
+            new = NORMAL_FORMS[low]
+            new = new if new[0].isupper() else match_case(w, new)
+            if new != w:
+                out.append(Candidate(new, "normalise"))
+        squeezed = _ELONGATED.sub(r"\1\1", w)
+        if squeezed != w:
+            out.append(Candidate(squeezed, "normalise"))
+            out.append(Candidate(_ELONGATED.sub(r"\1", w), "normalise"))
+        if w.isupper() and len(w) > 2:
+            out.append(Candidate(w.lower() if i > 0 else w.capitalize(), "normalise"))
+        return out
+
+
+class DeleteFillers(Transformation):
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        low = _ELONGATED.sub(r"\1\1", words[i].lower)
+        return [Candidate("", "delete")] if low in FILLERS or words[i].lower in FILLERS else []
+
+
+@dataclass
+class Synonyms(Transformation):
+    """WordNet synonyms with regular English inflection carried over (walked → strolled, cars → autos)."""
+
+    table: dict[str, list[str]]
+    per_word: int = 8
+
+    def _lemmas(self, low: str) -> list[tuple[str, str]]:
+        """(lemma, suffix rule) pairs that ``low`` may inflect (none when ``low`` is itself a lemma:
+        "morning" is a noun, not "morn" + ing)."""
+        out = [(low, "")]
+        if low in self.table:
+            return out
+        if low.endswith("ies") and len(low) > 4:
+            out.append((low[:-3] + "y", "s"))
+        if low.endswith("es") and len(low) > 3:
+            out.append((low[:-2], "s"))
+        if low.endswith("s") and not low.endswith("ss") and len(low) > 3:
+            out.append((low[:-1], "s"))
+        if low.endswith("ed") and len(low) > 4:
+            out += [(low[:-2], "ed"), (low[:-1], "ed")]
+        if low.endswith("ing") and len(low) > 5:
+            out += [(low[:-3], "ing"), (low[:-3] + "e", "ing")]
+        return out
+
+    @staticmethod
+    def _inflect(lemma: str, rule: str) -> str:
+        if rule == "s":
+            if lemma.endswith("y") and lemma[-2:-1] not in "aeiou":
+                return lemma[:-1] + "ies"
+            return lemma + ("es" if lemma.endswith(("s", "x", "z", "ch", "sh")) else "s")
+        if rule in ("ed", "ing") and re.search(r"[^aeiou][aeiou][bdgklmnprt]$", lemma) and len(lemma) <= 4:
+            return ""  # get → getting / stop → stopped double the consonant: not handled, so not offered
+        if rule == "ed":
+            return lemma + ("d" if lemma.endswith("e") else "ed")
+        if rule == "ing":
+            return (lemma[:-1] if lemma.endswith("e") and not lemma.endswith("ee") else lemma) + "ing"
+        return lemma
+
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        w = words[i].text
+        low = w.lower()
+        if low in STOPWORDS or low in GENDERED or len(low) < 3 or not low.isalpha():
+            return []
+        seen, out = {low}, []
+        for lemma, rule in self._lemmas(low):
+            for syn in self.table.get(lemma, ()):
+                new = self._inflect(syn, rule)
+                if new and new not in seen and new not in GENDERED and (not rule or not syn.endswith(rule)):
+                    seen.add(new)
+                    out.append(Candidate(match_case(w, new), "synonym"))
+        return out[:self.per_word]
+
+
+@dataclass
+class SpellingVariants(Transformation):
+    """Swap a British spelling for the American one (breame's pairs): American spelling is the majority variety
+    of English on the web, so it hides a British author in the crowd; the reverse would only mark a post."""
+
+    lists: BreameLists
+    _a2b: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._a2b = {a: b for b, a in self.lists.british_to_american.items()}
+
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        low = words[i].lower
+        other = self.lists.british_to_american.get(low)
+        return [Candidate(match_case(words[i].text, other), "spelling")] if other and other != low else []
+
+
+@dataclass
+class Compose(Transformation):
+    parts: list[Transformation]
+
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        seen, out = set(), []
+        for p in self.parts:
+            for c in p.candidates(words, i):
+                if c.new not in seen and c.new != words[i].text:
+                    seen.add(c.new)
+                    out.append(c)
+        return out
