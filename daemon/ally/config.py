@@ -18,6 +18,7 @@ from .levels import Level
 
 CONFIG_ENV = "ALLY_CONFIG_DIR"
 DEFAULT_SURROGATES = ("faceres", "faceres-deep", "mobileface")
+DEFAULT_PORT = 28417  # the daemon's; below the ephemeral port ranges of Linux (32768+), macOS and Windows
 
 
 class ConfigError(ValueError):
@@ -31,6 +32,8 @@ class Config:
     surrogates: tuple[str, ...] = DEFAULT_SURROGATES
     decoy: bool = True
     decoy_seed: str = ""  # hex; created on first use
+    port: int = DEFAULT_PORT  # the daemon's port on 127.0.0.1 (`ally serve --port` overrides)
+    extension_ids: tuple[str, ...] = ()  # if set, only these browser extensions may pair with the daemon
 
 
 def config_dir() -> Path:
@@ -50,6 +53,14 @@ def _coerce(name: str, value: object) -> object:
     if name == "surrogates":
         if not (isinstance(value, list) and all(isinstance(v, str) for v in value) and value):
             raise ConfigError("surrogates must be a non-empty list of model ids")
+        return tuple(value)
+    if name == "port":
+        if not (isinstance(value, int) and not isinstance(value, bool) and 1024 <= value <= 65535):
+            raise ConfigError("port must be a whole number from 1024 to 65535")
+        return value
+    if name == "extension_ids":
+        if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
+            raise ConfigError("extension_ids must be a list of extension ids")
         return tuple(value)
     if name == "decoy":
         if not isinstance(value, bool):
@@ -91,6 +102,8 @@ def save_config(config: Config, path: Path | None = None) -> None:
             lines.append(f'{f.name} = "{v.value}"')
         elif isinstance(v, bool):
             lines.append(f"{f.name} = {'true' if v else 'false'}")
+        elif isinstance(v, int):
+            lines.append(f"{f.name} = {v}")
         elif isinstance(v, tuple):
             lines.append(f"{f.name} = [{', '.join(repr(s).replace(chr(39), chr(34)) for s in v)}]")
         else:

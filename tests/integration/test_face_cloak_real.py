@@ -22,7 +22,7 @@ from ally_models.dlib_runtime import DlibFaceRecognizer
 pytest.importorskip("dlib")
 pytestmark = pytest.mark.real_models
 
-PHOTO = "fr-obama.jpg"  # face_recognition 1.3.0's test photo (one face, 1 MP-class)
+PHOTO = "fr-biden.jpg"  # face_recognition 1.3.0's test photo: one face, 970 x 2204 px
 
 
 def _jpeg75(rgb: np.ndarray) -> np.ndarray:

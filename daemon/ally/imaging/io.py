@@ -41,7 +41,9 @@ __all__ = [
     "MAX_PIXELS",
     "LoadedImage",
     "Source",
+    "encode_image",
     "estimate_jpeg_quality",
+    "image_size",
     "load_image",
     "read_source",
     "save_image",
@@ -71,6 +73,7 @@ _SUBSAMPLING_NAMES = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 _ORIENTATION_TAG = 0x0112
+_MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff", "BMP": "image/bmp"}
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview
 
@@ -431,6 +434,26 @@ def save_image(
         _atomic_write(path, write)
     else:
         write(destination)
+
+
+def encode_image(
+    rgb: np.ndarray, like: LoadedImage, *, quality: int | None = None, format: str | None = None
+) -> tuple[bytes, str]:
+    """``save_image`` into memory: (encoded bytes, MIME type). Same formats, parameters and errors."""
+    fmt = (format or like.format).upper()
+    fmt = "JPEG" if fmt == "JPG" else fmt
+    buffer = io.BytesIO()
+    save_image(rgb, like, buffer, quality=quality, format=fmt)
+    return buffer.getvalue(), _MIME_TYPES[fmt]
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) as stored, read from the header only: nothing is decoded (a cheap bomb check).
+
+    Raises the same :class:`ImageError` subclasses as :func:`load_image` for data it cannot identify.
+    """
+    with _open(bytes(data), None) as image:
+        return image.size
 
 
 def _compose(rgb: np.ndarray, like: LoadedImage, fmt: str) -> Image.Image:

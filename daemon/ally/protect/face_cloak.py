@@ -39,7 +39,6 @@ DSSIM_WEIGHT = 20.0  # penalty weight once a face region's DSSIM exceeds the lev
 # keeps the cloak from depending on our alignment, which is what makes it carry over to unseen models.
 ALIGN_JITTER = 0.06
 ALIGN_ZOOM = 0.12
-PIPELINE_EXTRA: dict = {}  # experiment hook
 
 FaceProgress = Callable[[int, int, int, int], None]  # (face index, faces, step, steps)
 
@@ -155,7 +154,7 @@ class FaceCloak:
         long_edge = max(photo_size)
         site_scales = tuple(min(1.0, edge / long_edge) / region.scale for edge in s.site_long_edges)
         generator = torch.Generator().manual_seed(self.seed + index)
-        pipeline = SitePipeline(scales=site_scales, jpeg_quality=s.jpeg_quality, generator=generator, **PIPELINE_EXTRA)
+        pipeline = SitePipeline(scales=site_scales, jpeg_quality=s.jpeg_quality, generator=generator)
 
         with torch.no_grad():
             clean = [e.detach() for e in self.embed(x0, landmarks)]

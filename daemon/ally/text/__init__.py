@@ -5,3 +5,7 @@ may not change, meaning kept), ``transformations`` (which replacements a word ma
 words, in which order); ``recipes`` composes them per level; ``explicit`` generalises stated facts first;
 ``protector`` is the entry point the CLI and the daemon use; ``eval`` measures it against held-out models.
 """
+
+from .protector import create_protector
+
+__all__ = ["create_protector"]

@@ -8,6 +8,7 @@ adversarial edits are undone from the last one back until it holds).
 
 from __future__ import annotations
 
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Sequence
@@ -149,3 +150,32 @@ def load_text_protector(config: object, cache: object, *, log: Callable[[str], N
                               safe_names=[*user["safe_names"], *safe_names])
     protector.embedder.encode(["warm up"])  # first call allocates; do it before the first post
     return protector
+
+
+class WarmTextProtector:
+    """The daemon's text engine: :class:`TextProtector` loaded once by ``warm_up`` (in the daemon's loader
+    thread), then kept warm. The text models are small linear models and MiniLM: they run on the CPU."""
+
+    device = "cpu"
+
+    def __init__(self, config: object, cache: object | None = None):
+        self._config, self._cache = config, cache
+        self._protector: TextProtector | None = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._protector is None:
+                from ally_models.cache import default_cache
+
+                self._protector = load_text_protector(self._config, self._cache or default_cache())
+
+    def protect(self, text: str, level: Level, progress: Progress | None = None) -> TextProtection:
+        self.warm_up()
+        assert self._protector is not None
+        return self._protector.protect(text, level, progress)
+
+
+def create_protector(config: object) -> WarmTextProtector:
+    """The daemon's entry point (``ally.server.engines.TEXT_PROTECTOR_FACTORY``)."""
+    return WarmTextProtector(config)

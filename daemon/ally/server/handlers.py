@@ -1,0 +1,187 @@
+"""The method handlers and the one dispatch table.
+
+A handler gets the session and a validated request and returns the result, or None when the answer comes
+later (a job's result, or an error for an image that never arrived). It raises ``ProtocolError`` to refuse.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import __version__
+from ..imaging.errors import ImageError
+from ..imaging.io import image_size
+from ..levels import Level
+from .engines import device_name, image_work, text_work
+from .errors import ErrorCode, ProtocolError
+from .jobs import Job
+from .keys import BROKER, ENGINES, PAIRINGS, SESSIONS, SETTINGS
+from .protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, Request
+
+if TYPE_CHECKING:
+    from .session import Session
+
+Handler = Callable[["Session", Request], "dict[str, Any] | None"]
+
+
+def handle_hello(session: Session, request: Request) -> dict[str, Any] | None:
+    version = request.params["protocol"]
+    if version not in SUPPORTED_VERSIONS:
+        session.fatal(request.id, ProtocolError(
+            ErrorCode.VERSION_MISMATCH, f"protocol {version} is not supported; this daemon speaks "
+                                        f"{', '.join(map(str, SUPPORTED_VERSIONS))}",
+            {"supported": list(SUPPORTED_VERSIONS)}))
+        return None
+    session.hello_done = True
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "daemon": {"name": "ally", "version": __version__},
+        "session": {"kind": session.peer.kind, "origin": session.peer.origin},
+        "capabilities": session.app[ENGINES].capabilities(),
+        "limits": session.limits.public(),
+    }
+
+
+def _level(session: Session, params: dict[str, Any]) -> Level:
+    value = params.get("level")
+    return Level(value) if value is not None else session.app[SETTINGS].level
+
+
+def _admit(session: Session) -> None:
+    if len(session.requests) >= session.limits.max_jobs_per_connection:
+        raise ProtocolError(ErrorCode.TOO_MANY_JOBS, f"at most {session.limits.max_jobs_per_connection} jobs "
+                                                     "per connection at once",
+                            {"retry_after_ms": 1000})
+
+
+def handle_protect_image(session: Session, request: Request) -> None:
+    session.app[ENGINES].check("image")
+    announced = request.params["image"]["bytes"]
+    if announced > session.limits.max_image_bytes:
+        raise ProtocolError(ErrorCode.IMAGE_TOO_LARGE, f"{announced} bytes; the limit is "
+                                                       f"{session.limits.max_image_bytes}")
+    _admit(session)
+    session.expect_binary(request)
+    return None
+
+
+def start_image_job(session: Session, request: Request, payload: memoryview) -> None:
+    """The image frame of ``request`` arrived: check it from its header, then queue the job."""
+    announced = request.params["image"]["bytes"]
+    if len(payload) != announced:
+        raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"the request announced {announced} bytes; the frame "
+                                                       f"holds {len(payload)}")
+    engines = session.app[ENGINES]
+    engines.check("image")
+    data = bytes(payload)
+    try:
+        width, height = image_size(data)
+    except ImageError as e:
+        raise ProtocolError.from_image_error(e) from None
+    if width * height > session.limits.max_image_pixels:
+        raise ProtocolError(ErrorCode.TOO_MANY_PIXELS, f"{width}x{height} is {width * height} pixels; the limit "
+                                                       f"is {session.limits.max_image_pixels}")
+    level, fmt = _level(session, request.params), request.params.get("format", "same")
+    image = engines.image
+    assert image is not None  # engines.check("image")
+    fallback = engines.cpu_fallback
+    job = Job(request.id, image_work(lambda: image, data, level, fmt),
+              fallback=image_work(fallback.get, data, level, fmt) if fallback is not None else None,
+              size=len(data), on_progress=session.on_progress,
+              progress_interval_s=session.limits.progress_interval_s)
+    session.jobs.submit(job, device_name(image))
+    session.track(job)
+
+
+def handle_protect_text(session: Session, request: Request) -> None:
+    engines = session.app[ENGINES]
+    engines.check("text")
+    text = request.params["text"]
+    if len(text) > session.limits.max_text_chars:
+        raise ProtocolError(ErrorCode.TEXT_TOO_LONG, f"{len(text)} characters; the limit is "
+                                                     f"{session.limits.max_text_chars}")
+    _admit(session)
+    protector = engines.text
+    assert protector is not None
+    job = Job(request.id, text_work(protector, text, _level(session, request.params)),
+              size=len(text.encode()), on_progress=session.on_progress,
+              progress_interval_s=session.limits.progress_interval_s)
+    session.jobs.submit(job, device_name(protector))
+    session.track(job)
+    return None
+
+
+def handle_cancel(session: Session, request: Request) -> dict[str, Any]:
+    job_id = request.params["job"]
+    item = session.requests.pop(job_id, None)
+    if item is None:
+        raise ProtocolError(ErrorCode.UNKNOWN_JOB, f"no job {job_id!r} in progress on this connection")
+    if isinstance(item, Job):
+        session.requests[job_id] = item  # its answer (400 cancelled) is sent when its future resolves
+        session.jobs.cancel(item, ErrorCode.CANCELLED, "cancelled by the client")
+    else:  # still waiting for its image frame
+        item.timer.cancel()
+        session.fail(job_id, ProtocolError(ErrorCode.CANCELLED, "cancelled by the client"))
+        session.drop_binary_of(job_id)
+    return {"job": job_id, "cancelled": True}
+
+
+def handle_status(session: Session, request: Request) -> dict[str, Any]:
+    app = session.app
+    engines, registry, settings = app[ENGINES], app[PAIRINGS], app[SETTINGS]
+    models: dict[str, Any] = {"state": engines.state, "ids": list(engines.model_ids)}
+    if engines.error:
+        models["error"] = engines.error
+    stats = session.jobs.stats
+    return {
+        "daemon": {"version": __version__, "pid": os.getpid(), "port": session.port,
+                   "uptime_s": round(time.monotonic() - settings.started, 1)},
+        "device": engines.device,
+        "models": models,
+        "queues": session.jobs.snapshot(),
+        "connections": app[SESSIONS].count(),
+        "jobs": {"completed": stats.completed, "failed": stats.failed, "cancelled": stats.cancelled,
+                 "busy": stats.busy},
+        "pairing": {"store": registry.store.describe(), "secure": registry.store.secure,
+                    "paired": len(registry.pairings(fresh=False))},
+    }
+
+
+def handle_settings(session: Session, request: Request) -> dict[str, Any]:
+    current = session.app[SETTINGS]
+    if "level" in request.params:
+        current.level = Level(request.params["level"])
+        if current.on_change is not None:
+            current.on_change(current)
+    return {"level": current.level.value, "device": session.app[ENGINES].device}
+
+
+def handle_pair_begin(session: Session, request: Request) -> dict[str, Any]:
+    broker = session.app[BROKER]
+    if session.pending_pairing is not None:
+        broker.withdraw(session.pending_pairing)
+    assert session.peer.origin is not None  # pairing sessions always have an extension origin
+    pending = broker.begin(session.peer.origin, request.params.get("name", "browser extension"),
+                           session.on_pairing_done)
+    session.pending_pairing = pending
+    return {"code": pending.code, "expires_in_s": broker.code_ttl_s}
+
+
+def handle_pair_confirm(session: Session, request: Request) -> dict[str, Any]:
+    pending = session.app[BROKER].confirm(request.params["code"])
+    return {"origin": pending.origin, "name": pending.name}
+
+
+HANDLERS: dict[str, Handler] = {
+    "hello": handle_hello,
+    "protect.image": handle_protect_image,
+    "protect.text": handle_protect_text,
+    "cancel": handle_cancel,
+    "status": handle_status,
+    "settings": handle_settings,
+    "pair.begin": handle_pair_begin,
+    "pair.confirm": handle_pair_confirm,
+}

@@ -1,0 +1,39 @@
+"""The application's typed keys (``web.AppKey``) and the small mutable settings object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..levels import Level
+from .engines import Engines
+from .jobs import JobManager
+from .limits import Limits
+from .pairing import PairingBroker, PairingRegistry
+
+if TYPE_CHECKING:
+    from .session import SessionRegistry
+
+
+@dataclass
+class DaemonSettings:
+    """What the daemon runs with; ``level`` can change at run time (``settings`` method)."""
+
+    level: Level = Level.MEDIUM
+    extension_ids: tuple[str, ...] = ()  # when set, only these extensions may pair or connect
+    on_change: Callable[[DaemonSettings], None] | None = None  # persists a change (the config file)
+    started: float = field(default_factory=time.monotonic)
+
+
+LIMITS = web.AppKey("ally.limits", Limits)
+SETTINGS = web.AppKey("ally.settings", DaemonSettings)
+ENGINES = web.AppKey("ally.engines", Engines)
+JOBS = web.AppKey("ally.jobs", JobManager)
+PAIRINGS = web.AppKey("ally.pairings", PairingRegistry)
+BROKER = web.AppKey("ally.broker", PairingBroker)
+SESSIONS: web.AppKey[SessionRegistry] = web.AppKey("ally.sessions")
+LOCAL_TOKEN = web.AppKey("ally.local_token", str)

@@ -1,0 +1,180 @@
+"""Daemon test helpers: a real server on an ephemeral port with tiny fake engines and a real file store.
+
+The fake image engine inverts the pixels; the top-left pixel's red value picks a behaviour, so that every
+job's fate is decided by what its client sent (``BEHAVIOUR_*``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ally.imaging.io import LoadedImage
+from ally.levels import Level
+from ally.server.app import RunningServer, create_app, start_server
+from ally.server.client import DaemonClient
+from ally.server.engines import Engines, LazyEngine
+from ally.server.keys import DaemonSettings
+from ally.server.limits import Limits
+from ally.server.pairing import PairingRegistry
+from ally.server.protocol import validate_server_message
+from ally.server.store import FileStore
+
+ORIGIN = "chrome-extension://" + "abcdefghijklmnopabcdefghijklmnop"
+OTHER_ORIGIN = "chrome-extension://" + "ponmlkjihgfedcbaponmlkjihgfedcba"
+MOZ_ORIGIN = "moz-extension://0f6f5cb3-8b51-4c6a-9d3e-1c2b3a4d5e6f"
+
+BEHAVIOUR_FAIL = 1  # the engine raises
+BEHAVIOUR_BLOCK = 2  # the engine runs until cancelled (reporting progress)
+BEHAVIOUR_OOM = 3  # the device engine runs out of memory; the CPU fallback succeeds
+BEHAVIOUR_SLOW = 4  # takes 0.3 s
+
+
+@dataclass
+class FakePhoto:
+    rgb: np.ndarray
+    faces: list[Any] = field(default_factory=list)
+    reports: list[Any] = field(default_factory=list)
+
+    @property
+    def cloaked(self) -> bool:
+        return False
+
+
+class FakeImageEngine:
+    """Inverts the pixels; behaviours by the top-left red value. Records what it saw (weakly)."""
+
+    def __init__(self, device: str = "cpu"):
+        self.device = device
+        self.warmed = False
+        self.seen: list[weakref.ref[LoadedImage]] = []
+        self.started = threading.Event()
+        self.cancelled = threading.Event()
+        self.calls = 0
+
+    def warm_up(self) -> None:
+        self.warmed = True
+
+    def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None
+                ) -> FakePhoto:
+        self.calls += 1
+        self.seen.append(weakref.ref(image))
+        behaviour = int(image.rgb[0, 0, 0])
+        assert progress is not None
+        progress("detecting faces", 0.0)
+        if behaviour == BEHAVIOUR_FAIL:
+            raise RuntimeError("the fake engine failed on purpose")
+        if behaviour == BEHAVIOUR_OOM and self.device != "cpu":
+            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        if behaviour == BEHAVIOUR_BLOCK:
+            self.started.set()
+            step = 0
+            try:
+                while True:
+                    step += 1
+                    progress("face 1/1", min(step / 1000, 0.99))
+                    time.sleep(0.005)
+            except BaseException:
+                self.cancelled.set()
+                raise
+        if behaviour == BEHAVIOUR_SLOW:
+            for i in range(6):
+                progress("face 1/1", i / 6)
+                time.sleep(0.05)
+        progress("face 1/1", 1.0)
+        return FakePhoto(255 - image.rgb)
+
+
+class FakeTextProtector:
+    device = "cpu"
+
+    def protect(self, text: str, level: Level, progress: Callable[[str, float], None] | None = None) -> Any:
+        if progress:
+            progress("rewriting", 0.5)
+
+        @dataclass
+        class Result:
+            text: str
+            changes: list[dict[str, Any]]
+
+        return Result(text.upper(), [{"kind": "case", "count": sum(c.islower() for c in text)}])
+
+
+def png_bytes(width: int = 8, height: int = 8, marker: int = 0, seed: int = 0) -> bytes:
+    """A small PNG whose top-left red value is ``marker`` (a behaviour) and whose other pixels encode ``seed``."""
+    rng = np.random.default_rng(seed)
+    rgb = rng.integers(16, 240, size=(height, width, 3), dtype=np.uint8)
+    rgb[0, 0, 0] = marker
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+@dataclass
+class Daemon:
+    server: RunningServer
+    store: FileStore
+    engines: Engines
+    image: FakeImageEngine
+    token: str
+    local_token: str
+    limits: Limits
+    registry: PairingRegistry
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def connect(self, **kwargs: Any) -> DaemonClient:
+        kwargs.setdefault("token", self.token)
+        kwargs.setdefault("origin", ORIGIN)
+        kwargs.setdefault("on_message", validate_server_message)
+        return await DaemonClient.connect(self.port, **kwargs)
+
+    async def local(self) -> DaemonClient:
+        return await DaemonClient.connect(self.port, token=self.local_token, on_message=validate_server_message)
+
+    async def healthy(self) -> None:
+        """The daemon still serves a full session: hello, a job, status."""
+        async with await self.connect() as client:
+            reply = await client.request("protect.image", {"image": {"bytes": len(PNG)}}, binary=PNG)
+            assert reply.binary is not None and (decode(reply.binary) == 255 - decode(PNG)).all()
+            await client.request("status")
+
+
+PNG = png_bytes()
+
+
+async def start_daemon(tmp_path: Path, *, limits: Limits | None = None, device: str = "cpu",
+                       text: bool = False, port: int = 0, workers: int = 1,
+                       settings: DaemonSettings | None = None, token: str | None = None) -> Daemon:
+    """A daemon on ``port`` (0: any free one); pairs ORIGIN unless ``token`` (an existing pairing) is given."""
+    store = FileStore(tmp_path / "secrets.json")
+    registry = PairingRegistry(store)
+    token = token or registry.add(ORIGIN, "Ally test extension")
+    image = FakeImageEngine(device)
+    fallback = LazyEngine(lambda: FakeImageEngine("cpu")) if device != "cpu" else None
+    engines = Engines(image, FakeTextProtector() if text else None, cpu_fallback=fallback,
+                      model_ids=("fake-detector", "fake-surrogate"))
+    limits = limits or Limits()
+    app = create_app(engines, store, limits=limits, settings=settings, lane_workers=workers)
+    server = await start_server(app, port)
+    local = registry.local_token()
+    assert local
+    await asyncio.wait_for(engines.ready.wait(), 5)
+    return Daemon(server, store, engines, image, token, local, limits, registry)
