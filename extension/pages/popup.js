@@ -1,0 +1,57 @@
+// The toolbar popup: daemon state, this site's switch, the level, counts.
+const api = globalThis.browser ?? globalThis.chrome;
+const $ = (id) => document.getElementById(id);
+
+export const STATUS_TEXT = {
+  ready: "Connected", connecting: "Connecting…", reconnecting: "Reconnecting…", idle: "Not connected",
+  down: "Daemon not running", unpaired: "Not paired", incompatible: "Daemon version not supported",
+};
+
+async function activeUrl() {
+  const forced = new URLSearchParams(location.search).get("url"); // tests, and "open in a tab"
+  if (forced) return forced;
+  const [tab] = await api.tabs.query({ active: true, currentWindow: true }).catch(() => []);
+  return tab?.url ?? "";
+}
+
+async function render() {
+  const url = await activeUrl();
+  const s = await api.runtime.sendMessage({ type: "popup.state", url });
+  const c = s.connection;
+  $("state").dataset.status = c.status;
+  $("state").textContent = STATUS_TEXT[c.status] ?? c.status;
+  $("version").textContent = c.daemon ? `daemon ${c.daemon.version}` : "";
+  $("device").textContent = c.device ? `Computing on ${c.device}${c.models ? ` · models ${c.models}` : ""}` : "";
+  const text = c.capabilities?.["protect.text"];
+  $("text-cap").textContent = text && !text.available ? `Text protection unavailable: ${text.reason}` : "";
+  $("reason").hidden = !c.reason || c.status === "ready";
+  $("reason").textContent = c.reason ?? "";
+  $("level").value = s.level;
+  const toggle = $("site-toggle");
+  if (s.site) {
+    $("site-label").textContent = `Protect on ${s.site.name}`;
+    toggle.disabled = false;
+    toggle.checked = s.site.enabled;
+    toggle.dataset.site = s.site.id;
+    $("site-note").textContent = "";
+  } else {
+    $("site-label").textContent = "This site";
+    toggle.disabled = true;
+    toggle.checked = false;
+    $("site-note").textContent = "Not a protected site. Add it in Settings.";
+  }
+  $("count-images").textContent = s.counts.images;
+  $("count-faces").textContent = s.counts.faces;
+  $("count-texts").textContent = s.counts.texts;
+  document.body.dataset.ready = "1";
+}
+
+$("level").addEventListener("change", async (e) => {
+  await api.runtime.sendMessage({ type: "settings.level", level: e.target.value });
+  document.body.dataset.levelSaved = e.target.value;
+});
+$("site-toggle").addEventListener("change", async (e) => {
+  await api.runtime.sendMessage({ type: "site.set", siteId: e.target.dataset.site, enabled: e.target.checked });
+  document.body.dataset.siteSaved = String(e.target.checked);
+});
+render();
