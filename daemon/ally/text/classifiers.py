@@ -69,6 +69,7 @@ class LinearNgramModel:
     idf: np.ndarray | None
     coef: np.ndarray  # (classes, features) — for 2 classes still 2 rows
     intercept: np.ndarray
+    temperature: float = 1.0  # logits are divided by it (calibration; set at load, not stored)
     _vectorizer: object = field(default=None, repr=False)
 
     def vectorizer(self):
@@ -94,7 +95,7 @@ class LinearNgramModel:
         return np.asarray(self.features(texts) @ self.coef.T) + self.intercept
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        z = self.logits(texts)
+        z = self.logits(texts) / self.temperature
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)

@@ -100,7 +100,9 @@ _AGE_STATEMENTS = [
     re.compile(r"\b(?:(?:I|i)\s+)?(?:just\s+)?turn(?:ed|s)?\s+(\d{1,2})\b(?!\s*(?:minutes|times|%|pages|degrees))"),
     re.compile(r"\b(?:my|me)\s+(?:being\s+)?(\d{1,2})\s*(?:years?|yrs?)\s+old\b"),
     re.compile(r"\bage\s+(?:of\s+)?(\d{1,2})\b", re.IGNORECASE),
-    re.compile(r"\b(\d{1,2})[\s-]*(?:years?|yrs?)[\s-]+old[\s-]+(?:girl|boy|woman|man|guy|here|me|myself|student|kid|mom|dad)\b"),
+    re.compile(r"\b(\d{1,2})[\s-]*(?:years?|yrs?)[\s-]+old[\s-]+(?:\w+[\s-]+)?(?:girl|boy|woman|man|guy|here|me|myself"
+               r"|student|kid|mom|mum|dad|mother|father|parent|wife|husband|lady|gal|dude|teen|teenager|person)\b"),
+    re.compile(r"\b(?:I'm|I am|im|Im|i'm|I’m)\s+an?\s+(\d{1,2})[\s-]*(?:years?|yrs?)[\s-]+old\b"),  # "I'm a 34 year old"
 ]
 _BIRTHDAY = re.compile(r"\b(my|our)\s+(\d{1,2})(?:st|nd|rd|th)\s+(birthday|bday|b'day)\b", re.IGNORECASE)
 _BIRTH_YEAR = re.compile(r"\b(?:born\s+(?:in\s+)?(?:the\s+year\s+)?|class\s+of\s+(?:'|’)?|b\.\s*)((?:19|20)\d\d|'\d\d)\b",
@@ -194,7 +196,7 @@ class ExplicitPass:
                 if rx is _AGE_STATEMENTS[3]:  # "at the age of 16" → "at the age of [age]"
                     yield Finding(s, e, "age", text[s:e], "[age]" if g != "coarse" else f"{age // 10 * 10}-something")
                     continue
-                if rx is _AGE_STATEMENTS[4]:  # "a 15 year old girl" → "a teenage girl"
+                if rx is _AGE_STATEMENTS[4] or rx is _AGE_STATEMENTS[5]:  # "a 15 year old girl" → "a teenage girl"
                     adj = ("teenage" if age < 20 else f"{age // 10 * 10}-something") if g == "coarse" else \
                         ("young" if age < 18 else "adult") if g == "stage" else "[age]"
                     e3 = s + re.match(r"\d+[\s-]*(?:years?|yrs?)[\s-]+old", text[s:]).end()

@@ -27,6 +27,7 @@ class ConcealAttributes:
     ensembles: dict[str, AttributeEnsemble]
     margin: float
     skip_classes: dict[str, str] | None = None  # attribute -> class that needs no hiding (region: "unmarked")
+    every_model: bool = False  # each surrogate of an attribute must lose its lead, not only their mean
 
     def start(self, text: str) -> GoalState:
         original = {}
@@ -38,12 +39,15 @@ class ConcealAttributes:
         return GoalState(original)
 
     def losses(self, texts: Sequence[str], state: GoalState) -> np.ndarray:
-        """Per text: Σ over attributes of max(0, p[original] − max other p + margin). 0 = goal reached."""
+        """Per text: Σ over attributes of max(0, p[original] − max other p + margin) (with ``every_model``, the
+        mean of that over the attribute's surrogates, each on its own probabilities). 0 = goal reached."""
         total = np.zeros(len(texts))
         for attr, k in state.original_class.items():
-            p = self.ensembles[attr].predict_proba(texts)
-            others = np.delete(p, k, axis=1).max(axis=1)
-            total += np.maximum(0.0, p[:, k] - others + self.margin)
+            ens = self.ensembles[attr]
+            probs = [m.predict_proba(texts) for m in ens.models] if self.every_model else [ens.predict_proba(texts)]
+            for p in probs:
+                others = np.delete(p, k, axis=1).max(axis=1)
+                total += np.maximum(0.0, p[:, k] - others + self.margin) / len(probs)
         return total
 
     def reached(self, loss: float) -> bool:

@@ -37,6 +37,12 @@ TRAIN_POSTS_PER_AUTHOR = 80
 TRAIN_PIECES_PER_POST = 3
 SURROGATE_MODELS = {"age": ("word-lr", "word-nb"), "gender": ("word-lr", "word-nb")}
 EVALUATOR_MODELS = {"age": ("char-lr",), "gender": ("char-lr",)}
+# Surrogate calibration: naive Bayes over binary unigrams is overconfident (median top probability 0.91 on
+# unseen posts), so the ensemble's mean was ruled by its saturated output and the search saw almost no loss
+# change per word. Temperatures that minimise log loss on a validation set — posts of the *surrogate* authors
+# beyond those the surrogates were fitted on (never seen by the evaluator; no test author) — were 2.45 (gender)
+# and 2.59 (age) for word-nb; word-lr stays at 1.
+SURROGATE_TEMPERATURE = {"word-lr": 1.0, "word-nb": 2.5}
 
 Log = Callable[[str], None]
 
@@ -105,8 +111,12 @@ def load_text_models(cache: ModelCache, *, pull: bool = True, log: Log | None = 
     breame = R.load_breame(files[R.BREAME_MODEL])
     surrogates: dict[str, AttributeEnsemble] = {}
     for attribute, names in SURROGATE_MODELS.items():
-        surrogates[attribute] = AttributeEnsemble(
-            attribute, [LinearNgramModel.load(trained / f"{n}-{attribute}.npz") for n in names])
+        models = []
+        for n in names:
+            m = LinearNgramModel.load(trained / f"{n}-{attribute}.npz")
+            m.temperature = SURROGATE_TEMPERATURE.get(n, 1.0)
+            models.append(m)
+        surrogates[attribute] = AttributeEnsemble(attribute, models)
     surrogates["region"] = AttributeEnsemble(
         "region", [VarietyLexiconModel("breame-region", breame_lexicon(breame), rule="soft")])
     sap = R.load_sap_lexica(files[R.SAP_MODEL]["dlatk_lexica.db"])

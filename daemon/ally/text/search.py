@@ -40,7 +40,8 @@ def make_edit(text: str, word: Word, candidate: Candidate) -> Edit:
     if candidate.new == "":
         start, end = widen_deletion(text, word.start, word.end)
         return Edit(start, end, text[start:end], "", candidate.reason)
-    return Edit(word.start, word.end, word.text, candidate.new, candidate.reason)
+    end = word.end + candidate.through
+    return Edit(word.start, end, text[word.start:end], candidate.new, candidate.reason)
 
 
 @dataclass
@@ -97,7 +98,12 @@ class GreedyWordSwap:
                 cands = cands[:self.max_candidates]
                 if not cands:
                     continue
+                taken = [*base_edits, *(s.edit for s in b.subs)]
                 subs = [Substitution(i, c, make_edit(text, words[i], c)) for c in cands]
+                # a deletion widened to a neighbouring space can touch the edit of the word beside it
+                subs = [s for s in subs if not any(s.edit.start < e.end and e.start < s.edit.end for e in taken)]
+                if not subs:
+                    continue
                 ls = losses([render([*b.subs, s]) for s in subs])
                 for s, loss in zip(subs, ls):
                     if loss < b.loss - 1e-6:

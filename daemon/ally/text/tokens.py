@@ -51,6 +51,7 @@ class Word:
     start: int
     end: int
     locked: bool = False
+    after: str = ""  # a run of "!"/"?" right after the word ("" when none)
 
     @property
     def lower(self) -> str:
@@ -72,8 +73,13 @@ def words(text: str, locked: Sequence[Span] = ()) -> list[Word]:
     out = []
     for m in WORD.finditer(text):
         is_locked = any(s.overlaps(m.start(), m.end()) for s in locked)
-        out.append(Word(len(out), m.group(), m.start(), m.end(), is_locked))
+        bang = _BANGS.match(text, m.end())
+        after = bang.group() if bang and not any(s.overlaps(bang.start(), bang.end()) for s in locked) else ""
+        out.append(Word(len(out), m.group(), m.start(), m.end(), is_locked, after))
     return out
+
+
+_BANGS = re.compile(r"[!?]*![!?]*")
 
 
 def word_count(text: str) -> int:

@@ -41,7 +41,21 @@ FILLERS = frozenset({
     "like", "totally", "literally", "basically", "seriously", "really", "very", "so", "just", "pretty", "quite",
     "actually", "anyway", "anyways", "whatever", "ugh", "yay", "wow", "omg", "oh", "well", "damn", "freaking",
     "fucking", "bloody",
+    # intensifiers and hedges (they colour a claim, they do not make it): among the surrogates' strongest
+    # gender cues in short posts, with "so", "totally" and "really" above
+    "absolutely", "definitely", "completely", "extremely", "incredibly", "terribly", "awfully", "honestly",
+    "truly", "simply", "anyhow", "hmm", "hmmm", "meh", "aww", "awww", "woohoo", "yikes", "gosh",
 })
+_LAUGH = re.compile(r"(?:(?:ha|he|hi|ah|eh)h?){2,}|l+o+l+[lozs]*|lmf?a+o+|rofl+", re.IGNORECASE)
+
+# Contractions written out. Writing "I am" for "I'm" keeps the meaning by construction and changes the
+# character and word n-grams that style classifiers read (contraction use differs by age and gender).
+# "'d" (had or would) and "'s" before a participle ("it's been": has) are ambiguous and left alone.
+CONTRACTIONS: dict[str, str] = {
+    "can't": "cannot", "won't": "will not", "shan't": "shall not", "i'm": "I am", "let's": "",
+}
+_SUFFIXES = (("n't", " not"), ("'re", " are"), ("'ve", " have"), ("'ll", " will"), ("'s", " is"))
+_HAS_NEXT = frozenset({"been", "got", "gotten", "had", "done", "seen", "made", "taken", "gone"})
 STOPWORDS = frozenset(["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "let", "me", "more", "most", "my", "myself", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other", "ought", "our", "ours", "ourselves", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "with", "would", "you", "your", "yours", "yourself", "yourselves", "will", "shall", "may", "might", "must", "i'm", "i've", "it's", "that's", "don't", "can't", "won't", "isn't"])
 
 # Gendered words never enter or leave through a synonym swap (WordNet's verb "mother" lists "father").
@@ -50,15 +64,26 @@ GENDERED = frozenset(["man", "men", "woman", "women", "boy", "boys", "girl", "gi
 _ELONGATED = re.compile(r"(\w)\1{2,}")
 
 
+# Informal or emotive words → the plain word for the same thing (hand-written; meaning kept).
+REGISTER: dict[str, str] = {
+    "awesome": "great", "amazing": "great", "anyways": "anyway", "stuff": "things", "kids": "children",
+    "kid": "child", "maybe": "perhaps", "cute": "sweet", "adorable": "sweet", "gorgeous": "beautiful",
+    "yummy": "tasty", "fave": "favorite", "fav": "favorite", "folks": "people", "till": "until",
+}
+
+
 @dataclass(frozen=True)
 class Candidate:
     new: str  # replacement text ("" deletes the word)
-    kind: str  # normalise | delete | synonym | spelling
+    kind: str  # normalise | delete | synonym | spelling | expand | register | punctuation
+    through: int = 0  # the edit also replaces this many characters after the word (a "!!!" run)
 
     @property
     def reason(self) -> str:
         return {"normalise": "informal spelling made standard", "delete": "filler word removed",
-                "synonym": "word swapped for a synonym", "spelling": "regional spelling neutralised"}[self.kind]
+                "synonym": "word swapped for a synonym", "spelling": "regional spelling neutralised",
+                "expand": "contraction written out", "register": "informal word made plain",
+                "punctuation": "exclamation marks toned down"}[self.kind]
 
 
 class Transformation:
@@ -87,10 +112,98 @@ class Normalise(Transformation):
         return out
 
 
+# Fillers that are also content words: deletable only where the neighbours say they are fillers.
+# "I like cats", "so I left", "so much", "a pretty dress", "I am not well" keep theirs.
+_LIKE_AFTER = frozenset({"was", "were", "is", "am", "it's", "i'm", "he's", "she's", "they're", "we're", "you're",
+                         "and", "like", "literally", "totally", "just", "um", "so", "but", "or"})
+_SO_BEFORE_NOT = frozenset({"i", "we", "you", "he", "she", "they", "it", "that", "the", "a", "an", "my", "this",
+                            "there", "what", "if", "far", "many", "much", "long", "to", "on", "yeah", "yes", "no"})
+_PRETTY_BEFORE = frozenset({"good", "bad", "sure", "much", "cool", "nice", "well", "great", "big", "hard", "easy",
+                            "funny", "tired", "happy", "sad", "fast", "close", "long", "sick", "busy", "bored",
+                            "boring", "weird", "late", "early", "excited", "awesome", "amazing", "fun", "crazy",
+                            "annoying", "stupid", "hot", "cold", "small", "quick", "serious", "interesting",
+                            "scary", "far", "often", "soon", "fine", "okay", "ok", "decent", "random", "rough",
+                            "tough", "slow", "sweet", "cute", "awful", "lucky", "normal", "simple", "clear"})
+
+
+def _filler_in_context(words: Sequence[Word], i: int, low: str) -> bool:
+    before = words[i - 1].lower if i > 0 else ""
+    after = words[i + 1].lower if i + 1 < len(words) else ""
+    if low == "like":
+        return before in _LIKE_AFTER
+    if low == "so":
+        return i > 0 and bool(after) and after not in _SO_BEFORE_NOT
+    if low == "pretty":
+        return after in _PRETTY_BEFORE or (after.endswith("ly") and len(after) > 4)
+    if low == "well":
+        return False  # "well" as a filler and "well" as health or manner cannot be told apart from words alone
+    return True
+
+
 class DeleteFillers(Transformation):
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
         low = _ELONGATED.sub(r"\1\1", words[i].lower)
-        return [Candidate("", "delete")] if low in FILLERS or words[i].lower in FILLERS else []
+        if _LAUGH.fullmatch(words[i].text):
+            return [Candidate("", "delete")]
+        filler = low if low in FILLERS else words[i].lower if words[i].lower in FILLERS else None
+        if filler is not None and _filler_in_context(words, i, filler):
+            return [Candidate("", "delete")]
+        return []
+
+
+def expand_contraction(word: str, next_word: str = "") -> str | None:
+    """``word`` with its contraction written out ("don't" → "do not"), or None."""
+    low = word.lower().replace("’", "'")
+    if "'" not in low:
+        return None
+    if low in CONTRACTIONS:
+        new = CONTRACTIONS[low]
+    else:
+        for suffix, full in _SUFFIXES:
+            if low.endswith(suffix) and len(low) > len(suffix):
+                if suffix == "'s" and (next_word.lower() in _HAS_NEXT or low[:-2] not in _IS_HOSTS):
+                    return None  # "it's been" (has); "John's" (possessive)
+                new = low[:-len(suffix)] + full
+                break
+        else:
+            return None
+    if not new:
+        return None
+    if new.startswith("i ") or new == "I am":
+        return "I" + new[1:]
+    return match_case(word, new) if not word.isupper() else new.upper()
+
+
+_IS_HOSTS = frozenset({"it", "that", "there", "what", "he", "she", "who", "where", "here", "how", "this"})
+
+
+class Register(Transformation):
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        new = REGISTER.get(words[i].lower)
+        return [Candidate(match_case(words[i].text, new), "register")] if new else []
+
+
+class Exclamations(Transformation):
+    """"great!!!" → "great!" or "great." (a "?" in the run is kept as one "?"). Exclamation marks are among
+    the strongest style cues in short posts; the statement itself is unchanged."""
+
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        run, w = words[i].after, words[i].text
+        if not run:
+            return []
+        if "?" in run:
+            return [Candidate(w + "?", "punctuation", len(run))]
+        out = [Candidate(w + ".", "punctuation", len(run))]
+        if len(run) > 1:
+            out.insert(0, Candidate(w + "!", "punctuation", len(run)))
+        return out
+
+
+class ExpandContractions(Transformation):
+    def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        nxt = words[i + 1].text if i + 1 < len(words) else ""
+        new = expand_contraction(words[i].text, nxt)
+        return [Candidate(new, "expand")] if new and new != words[i].text else []
 
 
 @dataclass

@@ -99,12 +99,17 @@ def test_linear_model_round_trips_through_npz(tmp_path: Path, tiny_models):
     assert m.predict_proba(texts)[0].argmax() == m.classes.index("13-17")
 
 
-def test_search_lowers_the_goal_and_flips_the_surrogate(protector):
+@pytest.mark.parametrize("every_model", [False, True])
+def test_search_lowers_the_goal_and_flips_the_surrogate(protector, monkeypatch, every_model):
+    from ally.text import recipes
+
+    monkeypatch.setattr(recipes, "EVERY_MODEL", every_model)
     text = "omg lol school was soooo boring today"
     r = protector.protect(text, Level.MEDIUM, settings=loose())
     assert r.readings["age"] == ("13-17", "33-48")
-    assert r.goal_reached and r.text != text
-    assert all(c.reason for c in r.changes)
+    assert r.text != text and all(c.reason for c in r.changes)
+    # every_model: each surrogate must lose its lead; the tiny naive Bayes (no temperature) may still hold it
+    assert r.goal_reached or every_model
 
 
 def test_budget_caps_changed_words(protector):

@@ -69,3 +69,12 @@ def test_private_words_and_protected_spans_win():
 def test_partners_kept_when_the_level_says_so():
     assert rewrite("my husband cooked", partners=False) == "my husband cooked"
     assert rewrite("my husband cooked") == "my spouse cooked"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("I am a 34 year old mother of two.", "I am a 30-something parent of two."),
+    ("I'm a 19-year-old student", "I'm a teenage student"),
+    ("a 41 year old single dad here", "a 40-something single dad here"),
+])
+def test_ages_stated_as_adjectives_are_generalised(text, expected):
+    assert rewrite(text, "coarse") == expected
