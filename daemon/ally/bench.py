@@ -35,8 +35,9 @@ def make_case_photo(megapixels: float, faces: int) -> np.ndarray:
     from .config import load_config
 
     cache = default_cache()
-    # sample1 has a row of five people; its largest face alone makes the one-face case.
-    path = cache.files("faceapi-samples", pull=True)["sample1.jpg"]
+    # sample5 is a group of six (MTCNN finds all six): its five largest make the five-face case; sample1's
+    # largest face alone makes the one-face case.
+    path = cache.files("faceapi-samples", pull=True)["sample1.jpg" if faces == 1 else "sample5.jpg"]
     rgb = np.asarray(Image.open(path).convert("RGB"))
     detected = Engine(load_config(), cache).detector.detect(rgb)
     chosen = sorted(detected, key=lambda f: f.area, reverse=True)[:faces]

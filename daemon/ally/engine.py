@@ -6,7 +6,7 @@ The CLI and the daemon both go through ``Engine``; neither knows how a protectio
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -19,7 +19,7 @@ from .config import Config
 from .device import best_device
 from .faces.detect import Face, FaceDetector
 from .imaging.io import LoadedImage
-from .levels import FACE_CLOAK, Level
+from .levels import FACE_CLOAK, CloakSettings, Level
 from .protect.face_cloak import FaceCloak, FaceReport
 from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
 
@@ -41,10 +41,12 @@ class PhotoProtection:
 class Engine:
     """Holds the detector and the surrogate ensemble; thread-safe for one protection at a time per engine."""
 
-    def __init__(self, config: Config, cache: ModelCache | None = None, device: torch.device | None = None):
+    def __init__(self, config: Config, cache: ModelCache | None = None, device: torch.device | None = None,
+                 levels: Mapping[Level, CloakSettings] = FACE_CLOAK):
         self.config = config
         self.cache = cache or default_cache()
         self.device = device or best_device(config.device)
+        self.levels = levels  # the level table; benchmarks pass others (e.g. Fawkes' published settings)
         self._lock = threading.Lock()
 
     @cached_property
@@ -74,7 +76,7 @@ class Engine:
             faces = self.detector.detect(image.rgb)
             if level is Level.OFF or not faces:
                 return PhotoProtection(image.rgb, level, faces)
-            cloak = FaceCloak(self.surrogates, FACE_CLOAK[level], decoys=self.decoys, device=self.device)
+            cloak = FaceCloak(self.surrogates, self.levels[level], decoys=self.decoys, device=self.device)
 
             def on_step(face: int, count: int, step: int, steps: int) -> None:
                 if progress:
