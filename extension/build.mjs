@@ -53,7 +53,12 @@ export function manifestFor(target, source) {
   delete m.key; // Chromium-only; Firefox ids come from browser_specific_settings
   const sw = m.background.service_worker;
   m.background = { scripts: [sw], type: "module" };
-  m.browser_specific_settings = { gecko: { id: GECKO_ID, strict_min_version: "128.0" } };
+  // Nothing the extension handles leaves the machine (it talks only to the local daemon): said in Firefox's
+  // built-in data-collection consent, which needs Firefox 140 (the current ESR) / Firefox for Android 142.
+  m.browser_specific_settings = {
+    gecko: { id: GECKO_ID, strict_min_version: "140.0", data_collection_permissions: { required: ["none"] } },
+    gecko_android: { strict_min_version: "142.0" },
+  };
   // Firefox has no use for Chrome's "minimum_chrome_version".
   delete m.minimum_chrome_version;
   return m;

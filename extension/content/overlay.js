@@ -35,7 +35,8 @@
       this.host = document.createElement("ally-overlay");
       this.host.setAttribute("data-ally-overlay", kind);
       this.root = this.host.attachShadow({ mode: "open" });
-      this.root.innerHTML = `<style>${STYLE}</style>
+      // a static template; the style goes in by textContent (no markup is ever built from data)
+      this.root.innerHTML = `
         <div class="box" part="box" data-state="working" role="status" aria-live="polite">
           <div class="head"><span class="dot"></span><span class="title">Ally</span></div>
           <div class="msg"></div>
@@ -44,6 +45,9 @@
           <div class="diff" hidden></div>
           <div class="buttons"></div>
         </div>`;
+      const style = document.createElement("style");
+      style.textContent = STYLE;
+      this.root.prepend(style);
       this.box = this.root.querySelector(".box");
       // finished overlays give way to a new one (those waiting for a decision stay)
       for (const other of Overlay.open) if (other.box.dataset.state === "done") other.close();

@@ -30,6 +30,8 @@ test("the Firefox manifest: background.scripts, gecko id, no key", () => {
   const m = manifestFor("firefox", source);
   assert.deepEqual(m.background, { scripts: ["src/background.js"], type: "module" });
   assert.equal(m.browser_specific_settings.gecko.id, GECKO_ID);
+  // nothing leaves the machine: said in Firefox's data-collection consent (web-ext lint asks for the key)
+  assert.deepEqual(m.browser_specific_settings.gecko.data_collection_permissions, { required: ["none"] });
   assert.equal(m.key, undefined);
   assert.equal(m.minimum_chrome_version, undefined);
   assert.deepEqual(m.permissions, source.permissions);
