@@ -21,9 +21,18 @@
   });
 
   const pendingInputs = new WeakSet(); // file inputs whose selection is being protected
+  // shared with main-world.js (the page world), which dispatches protected drops and pastes for us
+  ally.MESSAGE_KEY = "__allyDelivery";
+  ally.TARGET_ATTR = "data-ally-target";
+  ally.DELIVERING_ATTR = "data-ally-delivering";
+
+  function ourDelivery(e) {
+    const nonce = e.target instanceof Element ? e.target.getAttribute(ally.DELIVERING_ATTR) : null;
+    return Boolean(nonce) && ally.deliveries?.delete(nonce) === true;
+  }
 
   function onFileEvent(e) {
-    if (ally.dispatching) return; // our own re-dispatch
+    if (ally.dispatching || ourDelivery(e)) return; // our own re-dispatch
     if (ally.config && !ally.config.enabled) return; // site switched off: untouched
     let kind;
     let files;

@@ -29,6 +29,38 @@
     }
     return nativeClick.call(this);
   };
+  // Protected drops and pastes, posted by the isolated content script (upload.js): the DataTransfer is built
+  // here, in the page's world, because Firefox hides from the page the files of one an extension filled. The
+  // target carries the nonce while the event runs so that the content script lets it through.
+  const MESSAGE_KEY = "__allyDelivery";
+  window.addEventListener("message", (ev) => {
+    const d = ev.source === window ? ev.data?.[MESSAGE_KEY] : undefined;
+    if (d?.type !== "deliver" || typeof d.nonce !== "string") return;
+    ev.stopImmediatePropagation();
+    const target = document.querySelector(`[data-ally-target="${CSS.escape(d.nonce)}"]`);
+    if (!target) return;
+    target.removeAttribute("data-ally-target");
+    const dt = new DataTransfer();
+    for (const f of d.files ?? []) dt.items.add(f);
+    const event = d.kind === "drop"
+      ? new DragEvent("drop", { bubbles: true, cancelable: true, composed: true, dataTransfer: dt,
+        clientX: d.init?.clientX ?? 0, clientY: d.init?.clientY ?? 0 })
+      : new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData: dt });
+    // Firefox builds a synthetic paste's clipboardData from strings only: the files would not arrive
+    const carried = (d.kind === "drop" ? event.dataTransfer : event.clipboardData)?.files?.length ?? 0;
+    if (carried !== dt.files.length) {
+      window.postMessage({ [MESSAGE_KEY]: { type: "undeliverable", nonce: d.nonce } }, "*");
+      return;
+    }
+    target.setAttribute("data-ally-delivering", d.nonce);
+    try {
+      target.dispatchEvent(event);
+    } finally {
+      target.removeAttribute("data-ally-delivering");
+      window.postMessage({ [MESSAGE_KEY]: { type: "delivered", nonce: d.nonce } }, "*");
+    }
+  }, true);
+
   if (typeof nativeShowPicker === "function") {
     proto.showPicker = function showPicker() {
       try {

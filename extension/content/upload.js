@@ -8,11 +8,19 @@
   const EXT_RE = /\.(jpe?g|png|webp|gif|bmp|tiff?|heic|heif|avif)$/i;
   ally.isImage = (file) => IMAGE_RE.test(file.type) || (!file.type && EXT_RE.test(file.name));
 
-  function toBase64(buffer) {
-    const u8 = new Uint8Array(buffer);
-    let s = "";
-    for (let i = 0; i < u8.length; i += 0x8000) s += String.fromCharCode.apply(null, u8.subarray(i, i + 0x8000));
-    return btoa(s);
+  /**
+   * A file's bytes as base64, read by a FileReader (its result is a string). Not file.arrayBuffer() and typed
+   * arrays: in Firefox a File the page made (a site's own DataTransfer) gives buffers of the page's compartment,
+   * and a content script that touches them through typed arrays gets "Permission denied to access property
+   * constructor".
+   */
+  function fileToBase64(file) {
+    return new Promise((resolve, reject) => {
+      const reader = new FileReader();
+      reader.onload = () => resolve(String(reader.result).slice(String(reader.result).indexOf(",") + 1));
+      reader.onerror = () => reject(new Error(`could not read ${file.name}: ${reader.error?.message ?? "read error"}`));
+      reader.readAsDataURL(file);
+    });
   }
 
   function fromBase64(b64) {
@@ -31,7 +39,7 @@
 
   /** One file through the daemon; resolves {file, result} or {file: original, passthrough}. */
   async function protectFile(file, { onProgress, onPort }) {
-    const data = toBase64(await file.arrayBuffer());
+    const data = await fileToBase64(file);
     return new Promise((resolve, reject) => {
       const port = api.runtime.connect({ name: "ally.protect" });
       onPort(port);
@@ -64,25 +72,83 @@
     });
   }
 
-  /** Hand ``files`` to the page as the original event would have (marked so that boot.js lets it through). */
-  function deliver(kind, target, files, init = {}) {
+  /** Give a file input its new files and re-dispatch input + change, marked so that boot.js lets them through. */
+  function deliverToInput(target, files) {
     const dt = new DataTransfer();
     for (const f of files) dt.items.add(f);
     ally.dispatching = true;
     try {
-      if (kind === "input") {
-        target.files = dt.files;
-        target.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
-        target.dispatchEvent(new Event("change", { bubbles: true }));
-      } else if (kind === "drop") {
-        target.dispatchEvent(new DragEvent("drop", { bubbles: true, cancelable: true, composed: true, dataTransfer: dt,
-          clientX: init.clientX ?? 0, clientY: init.clientY ?? 0 }));
-      } else if (kind === "paste") {
-        target.dispatchEvent(new ClipboardEvent("paste", { bubbles: true, cancelable: true, composed: true, clipboardData: dt }));
-      }
+      target.files = dt.files;
+      target.dispatchEvent(new Event("input", { bubbles: true, composed: true }));
+      target.dispatchEvent(new Event("change", { bubbles: true }));
     } finally {
       ally.dispatching = false;
     }
+  }
+
+  const DELIVERY_ACK_MS = 1500;
+  const pendingDeliveries = new Map(); // nonce -> {timer (no answer from main-world.js), onUndeliverable}
+  ally.deliveries = new Set(); // nonces of drops/pastes main-world.js dispatches for us (boot.js lets them pass)
+  window.addEventListener("message", (ev) => {
+    const d = ev.source === window ? ev.data?.[ally.MESSAGE_KEY] : undefined;
+    const pending = pendingDeliveries.get(d?.nonce);
+    if (!pending || (d.type !== "delivered" && d.type !== "undeliverable")) return;
+    clearTimeout(pending.timer);
+    pendingDeliveries.delete(d.nonce);
+    ally.deliveries.delete(d.nonce);
+    if (d.type === "undeliverable") pending.onUndeliverable("This browser does not let an extension hand a pasted photo to the page.");
+  });
+
+  /** Save a file through the browser's downloads (an anchor with a blob URL). */
+  function save(file) {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(file);
+    a.download = file.name;
+    a.style.display = "none";
+    (document.body ?? document.documentElement).appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+  }
+
+  /**
+   * The page could not be given the files (Firefox cannot put files into a synthetic paste event): say so and
+   * let the user save them, to add with the site's upload button. Nothing is lost, nothing goes up silently.
+   */
+  function showUndeliverable(anchor, files, isProtected, reason) {
+    const o = new ally.Overlay(anchor?.getBoundingClientRect ? anchor : null, "upload");
+    o.set({ state: "error", title: "The photo was not added", progress: false,
+      message: `${reason} Save the ${isProtected ? "protected " : ""}photo and add it with the site's upload button.` });
+    o.buttons([
+      { label: isProtected ? "Save protected photo" : "Save photo", kind: "primary", action: "save",
+        onClick: () => { for (const f of files) save(f); o.close(); } },
+      { label: "Close", action: "cancel", onClick: () => o.close() },
+    ]);
+  }
+
+  /**
+   * Hand ``files`` to the page as the original event would have. A file input takes them here. A drop or paste
+   * needs a DataTransfer the page may read: Firefox hides from the page the files of one a content script filled
+   * (its items carry the extension's principal), so main-world.js builds the event from the posted files. If it
+   * cannot, or does not answer (not injected), the user is told and may save the file: a dispatch from here could
+   * reach a Firefox page empty, and a protected photo must never vanish silently.
+   */
+  function deliver(kind, target, files, init = {}, isProtected = true) {
+    if (kind === "input") return deliverToInput(target, files);
+    // not crypto.randomUUID(): it needs a secure context, and user-added sites may be plain http
+    const nonce = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    ally.deliveries.add(nonce);
+    target.setAttribute(ally.TARGET_ATTR, nonce);
+    const onUndeliverable = (reason) => showUndeliverable(target, files, isProtected, reason);
+    const timer = setTimeout(() => {
+      pendingDeliveries.delete(nonce);
+      ally.deliveries.delete(nonce);
+      if (target.getAttribute(ally.TARGET_ATTR) === nonce) target.removeAttribute(ally.TARGET_ATTR);
+      onUndeliverable("Ally could not hand the photo to the page.");
+    }, DELIVERY_ACK_MS);
+    pendingDeliveries.set(nonce, { timer, onUndeliverable });
+    const point = { clientX: init.clientX ?? 0, clientY: init.clientY ?? 0 };
+    window.postMessage({ [ally.MESSAGE_KEY]: { type: "deliver", nonce, kind, files, init: point } }, "*");
   }
   ally.deliver = deliver;
 
@@ -136,10 +202,15 @@
       if (aborted) return;
       const error = e.error ?? { message: String(e?.message ?? e) };
       overlay.set({ state: "error", title: "Upload blocked", message: reasonText(error), progress: false });
-      overlay.buttons([
-        { label: "Upload original anyway", kind: "danger", action: "original", onClick: () => { finish(); deliver(kind, target, files, init); } },
+      const buttons = [
+        { label: "Upload original anyway", kind: "danger", action: "original", onClick: () => { finish(); deliver(kind, target, files, init, false); } },
         { label: "Cancel", kind: "primary", action: "cancel", onClick: () => { if (kind === "input") target.value = ""; finish(); } },
-      ]);
+      ];
+      // not paired: the way out is the options page (the upload stays blocked; the user retries after pairing)
+      if (error.name === "not_paired") {
+        buttons.unshift({ label: "Pair now…", action: "pair", onClick: () => api.runtime.sendMessage({ type: "options.open" }).catch(() => {}) });
+      }
+      overlay.buttons(buttons);
       return;
     }
     deliver(kind, target, out, init);

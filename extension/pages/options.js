@@ -7,6 +7,7 @@ const api = globalThis.browser ?? globalThis.chrome;
 const store = createStore(api.storage.local);
 const $ = (id) => document.getElementById(id);
 const CLIENT = { name: "ally-extension", version: api.runtime.getManifest().version };
+const CONNECTION_REFRESH_MS = 3000;
 const STATUS_TEXT = { ready: "Connected and paired", down: "Daemon not running", unpaired: "Not paired",
   connecting: "Connecting…", reconnecting: "Reconnecting…", idle: "Not connected", incompatible: "Daemon version not supported" };
 
@@ -134,7 +135,10 @@ $("token-save").addEventListener("click", async () => {
 });
 $("port").addEventListener("change", async (e) => {
   const port = Number(e.target.value);
-  if (Number.isInteger(port) && port >= 1024 && port <= 65535) await store.updateSettings({ port });
+  if (Number.isInteger(port) && port >= 1024 && port <= 65535) {
+    await store.updateSettings({ port });
+    setTimeout(renderConnection, 300); // the worker reconnects on the new port
+  }
 });
 for (const key of ["face", "metadata", "text"]) {
   $(`prot-${key}`).addEventListener("change", async (e) => {
@@ -148,3 +152,5 @@ api.storage.onChanged.addListener((changes, area) => { if (area === "local" && c
 
 renderSettings();
 renderConnection().finally(() => { document.body.dataset.ready = "1"; });
+// the daemon may be started, stopped or paired from the command line while this page is open
+setInterval(() => renderConnection().catch(() => {}), CONNECTION_REFRESH_MS);

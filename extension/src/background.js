@@ -219,6 +219,10 @@ const handlers = {
     if (connect) await connection.ensure().catch(() => {});
     return summarize(connection.state);
   },
+  "options.open": async () => {
+    await api.runtime.openOptionsPage();
+    return { ok: true };
+  },
   "connection.reset": async () => {
     connection.reset();
     await connection.ensure().catch(() => {});
@@ -254,8 +258,10 @@ api.commands?.onCommand.addListener(async (command, tab) => {
   if (target?.id !== undefined) api.tabs.sendMessage(target.id, { type: "composer.protect" }).catch(() => {});
 });
 
-api.runtime.onInstalled.addListener(() => {
+api.runtime.onInstalled.addListener((details) => {
   syncRegistrations().catch(() => {});
+  // first install: show the options page, where the user pairs the browser with the daemon
+  if (details?.reason === "install") api.runtime.openOptionsPage().catch(() => {});
 });
 
 // For tests and debugging from the worker's console.

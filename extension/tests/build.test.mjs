@@ -32,6 +32,9 @@ test("the Firefox manifest: background.scripts, gecko id, no key", () => {
   assert.equal(m.browser_specific_settings.gecko.id, GECKO_ID);
   // nothing leaves the machine: said in Firefox's data-collection consent (web-ext lint asks for the key)
   assert.deepEqual(m.browser_specific_settings.gecko.data_collection_permissions, { required: ["none"] });
+  // Firefox's default MV3 policy has upgrade-insecure-requests, which turns ws://127.0.0.1 into wss:// (the
+  // daemon speaks plain ws on loopback): the manifest states a policy without it
+  assert.ok(!/upgrade-insecure-requests/.test(m.content_security_policy?.extension_pages ?? "upgrade-insecure-requests"));
   assert.equal(m.key, undefined);
   assert.equal(m.minimum_chrome_version, undefined);
   assert.deepEqual(m.permissions, source.permissions);

@@ -120,6 +120,12 @@ def test_pinned_id_is_the_one_the_daemon_allows(sw: Any, ext_id: str, paired: Re
     assert state["hello"]["session"] == {"kind": "extension", "origin": f"chrome-extension://{ext_id}"}
 
 
+def test_first_install_opens_the_options_page(browser: Any, sw: Any, ext_id: str) -> None:
+    """Where the user pairs: opened once, on install."""
+    url = f"chrome-extension://{ext_id}/pages/options.html"
+    wait_for(lambda: any(p.url == url for p in browser.pages), 10, "the options page", lambda: [p.url for p in browser.pages])
+
+
 # -- uploads -------------------------------------------------------------------------------------------------
 
 def test_face_photo_is_cloaked_before_the_site_gets_it(upload_page: Any, site: FakeSite, paired: RealDaemon,
@@ -430,13 +436,21 @@ def test_pairing_from_the_options_page(browser: Any, sw: Any, ext_id: str, paire
     upload_page.evaluate("([b, n, t]) => window.__drop(b, n, t)", [b64(plain_jpeg(31)), "np.jpg", "image/jpeg"])
     wait_for(lambda: "blocked" in overlay(upload_page).inner_text().lower(), 20, "the blocked overlay")
     assert "not paired" in overlay(upload_page).inner_text()
+    options_url = f"chrome-extension://{ext_id}/pages/options.html"
+    for p in browser.pages:  # the tab the first install opened: "Pair now…" would only bring it forward
+        if p.url == options_url:
+            p.close()
+    with browser.expect_page(timeout=10_000) as opened:  # "Pair now…" opens the options page in a tab
+        upload_page.locator("ally-overlay button[data-action=pair]").last.click()
+    page = opened.value
+    page.wait_for_load_state()
+    assert page.url == options_url
     upload_page.locator("ally-overlay button[data-action=cancel]").last.click()
     assert len(site.uploads.get("drop", [])) == n
 
     sw.evaluate("() => globalThis.ally.store.setToken(null)")
-    page = browser.new_page()
     page.set_viewport_size({"width": 800, "height": 900})
-    page.goto(f"chrome-extension://{ext_id}/pages/options.html")
+    page.reload()
     page.wait_for_selector("body[data-ready]")
     assert page.inner_text("#conn") == "Not paired"
     page.click("#pair-start")
