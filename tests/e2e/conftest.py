@@ -65,11 +65,8 @@ def real_engines(real_model: Callable[[str], dict[str, Path]], tmp_path_factory:
 def daemon(loop: Loop, real_engines: Any, ext_id: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
     d = RealDaemon(loop, real_engines, tmp_path_factory.mktemp("ally-secrets") / "secrets.json", (ext_id,))
     d.pair(f"chrome-extension://{ext_id}")
-    restore = d.install_recorder()
-    d.start()
-    yield d
-    d.stop()
-    restore()
+    with d.serving():
+        yield d
 
 
 @pytest.fixture(scope="module")

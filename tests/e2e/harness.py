@@ -15,7 +15,8 @@ import shutil
 import ssl
 import subprocess
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -100,6 +101,17 @@ class RealDaemon:
         if self.server is not None:
             self.loop.run(self.server.stop(), timeout=30)
             self.server = None
+
+    @contextmanager
+    def serving(self) -> Iterator[RealDaemon]:
+        """Serve with the job recorder installed; on exit stop and take the recorder out."""
+        restore = self.install_recorder()
+        try:
+            self.start()
+            yield self
+        finally:
+            self.stop()
+            restore()
 
     def install_recorder(self) -> Any:
         """Wrap the daemon's image work so that tests see each job's level, input and the bytes it returned."""

@@ -33,11 +33,8 @@ CONN = ("const perms = await (globalThis.browser ?? chrome).permissions.getAll()
 @pytest.fixture(scope="module")
 def ff_daemon(loop: Any, real_engines: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
     d = RealDaemon(loop, real_engines, tmp_path_factory.mktemp("ally-secrets-ff") / "secrets.json", (ADDON_UUID,))
-    restore = d.install_recorder()
-    d.start()
-    yield d
-    d.stop()
-    restore()
+    with d.serving():  # no pairing yet: the test pairs through the options page
+        yield d
 
 
 @pytest.fixture(scope="module")
