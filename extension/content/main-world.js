@@ -31,7 +31,8 @@
   };
   // Protected drops and pastes, posted by the isolated content script (upload.js): the DataTransfer is built
   // here, in the page's world, because Firefox hides from the page the files of one an extension filled. The
-  // target carries the nonce while the event runs so that the content script lets it through.
+  // target carries the nonce while the event runs so that the content script lets it through. The names are
+  // boot.js's ally.MESSAGE_KEY, TARGET_ATTR and DELIVERING_ATTR (a unit test keeps them equal).
   const MESSAGE_KEY = "__allyDelivery";
   window.addEventListener("message", (ev) => {
     const d = ev.source === window ? ev.data?.[MESSAGE_KEY] : undefined;

@@ -65,3 +65,18 @@ test("the service worker registers the same content scripts as the manifest", ()
   assert.deepEqual(list("CONTENT_SCRIPTS"), source.content_scripts[1].js);
   assert.deepEqual(list("MAIN_WORLD_SCRIPTS"), source.content_scripts[0].js);
 });
+
+test("the page-world delivery names agree between boot.js (isolated world) and main-world.js", () => {
+  // the two worlds share no code: the message key and the two marker attributes are written in both files
+  const boot = readFileSync(join(HERE, "content/boot.js"), "utf8");
+  const main = readFileSync(join(HERE, "content/main-world.js"), "utf8");
+  const names = {
+    MESSAGE_KEY: /ally\.MESSAGE_KEY = "([^"]+)"/, TARGET_ATTR: /ally\.TARGET_ATTR = "([^"]+)"/,
+    DELIVERING_ATTR: /ally\.DELIVERING_ATTR = "([^"]+)"/,
+  };
+  for (const [key, re] of Object.entries(names)) {
+    const value = boot.match(re)?.[1];
+    assert.ok(value, `boot.js defines ${key}`);
+    assert.ok(main.includes(`"${value}"`), `main-world.js uses ${key} = "${value}"`);
+  }
+});
