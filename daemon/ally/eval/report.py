@@ -46,7 +46,9 @@ def plot(result: dict, path: Path) -> None:
         ax.set_ylabel("identified (%)")
         ax.set_title(f"held-out {ev}")
         ax.legend(fontsize=8)
-    fig.suptitle(f"Face recognition match rate against other photos of the same person ({result['probe_faces']} faces)")
+    usable = max((c["faces"] for c in result["cells"]), default=0)  # faces the evaluators find in the originals
+    fig.suptitle("Face recognition match rate against other photos of the same person "
+                 f"({usable} of {result['probe_faces']} labelled faces usable by the evaluators)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
