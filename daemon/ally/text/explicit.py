@@ -189,9 +189,11 @@ class ExplicitPass:
                 tail = re.match(r"\s*(?:years?|yrs?)(?:\s+old)?|\s*y/?o\b", text[e:])
                 e2 = e + (tail.end() if tail else 0)
                 phrase = _age_phrase(age, g)
-                if rx is _AGE_STATEMENTS[1]:  # "I turned 16" → "I had a birthday"
+                if rx is _AGE_STATEMENTS[1]:  # "I turned 16" → "I had a birthday"; the verb keeps its form
                     start = text.rfind("turn", 0, s)
-                    yield Finding(start, e, "age", text[start:e], "had a birthday")
+                    verb = text[start:s].strip().lower()
+                    have = {"turned": "had", "turns": "has"}.get(verb, "have")  # "to turn 18" → "to have a birthday"
+                    yield Finding(start, e, "age", text[start:e], f"{have} a birthday")
                     continue
                 if rx is _AGE_STATEMENTS[3]:  # "at the age of 16" → "at the age of [age]"
                     yield Finding(s, e, "age", text[s:e], "[age]" if g != "coarse" else f"{age // 10 * 10}-something")

@@ -245,6 +245,16 @@ class Synonyms(Transformation):
             return (lemma[:-1] if lemma.endswith("e") and not lemma.endswith("ee") else lemma) + "ing"
         return lemma
 
+    @staticmethod
+    def _same_inflection(low: str, new: str) -> bool:
+        """WordNet lists "thinking" and "take" as nouns too ("thought", "takings"): without a part-of-speech
+        tagger, a swap must at least keep the word's inflectional ending (-ing, -ed; no noun plural in "-ings"
+        for a word that was not plural), or "been thinking" becomes "been thought"."""
+        for suffix in ("ing", "ed"):
+            if len(low) > 4 and low.endswith(suffix) != new.endswith(suffix):
+                return False
+        return not (new.endswith("ings") and not low.endswith("s"))
+
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
         w = words[i].text
         low = w.lower()
@@ -254,7 +264,8 @@ class Synonyms(Transformation):
         for lemma, rule in self._lemmas(low):
             for syn in self.table.get(lemma, ()):
                 new = self._inflect(syn, rule)
-                if new and new not in seen and new not in GENDERED and (not rule or not syn.endswith(rule)):
+                if new and new not in seen and new not in GENDERED and (not rule or not syn.endswith(rule)) \
+                        and self._same_inflection(low, new):
                     seen.add(new)
                     out.append(Candidate(match_case(w, new), "synonym"))
         return out[:self.per_word]

@@ -78,3 +78,12 @@ def test_partners_kept_when_the_level_says_so():
 ])
 def test_ages_stated_as_adjectives_are_generalised(text, expected):
     assert rewrite(text, "coarse") == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("I turned 16 last week", "I had a birthday last week"),
+    ("she turns 30 on Monday", "she has a birthday on Monday"),
+    ("after waiting to turn 18, I", "after waiting to have a birthday, I"),
+])
+def test_turning_an_age_keeps_the_verb_form(text, expected):
+    assert rewrite(text, "coarse") == expected

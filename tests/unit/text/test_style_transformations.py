@@ -15,6 +15,7 @@ from ally.text.transformations import (
     Exclamations,
     ExpandContractions,
     Register,
+    Synonyms,
     expand_contraction,
 )
 
@@ -100,3 +101,17 @@ def test_temperature_softens_probabilities_without_changing_the_reading():
     p2 = m.predict_proba(texts)
     m.temperature = 1.0
     assert (p1.argmax(1) == p2.argmax(1)).all() and (p2.max(1) <= p1.max(1) + 1e-7).all()
+
+
+def test_synonyms_keep_the_inflection_a_noun_reading_would_break():
+    """Seen in `ally eval text`: "I've been thinking" → "been thought", "ideas to take from" → "to takings"."""
+    table = {"thinking": ["thought", "cerebration"], "think": ["believe", "reckon"], "take": ["takings", "grab"],
+             "walk": ["stroll"]}
+    syn = Synonyms(table)
+
+    def offered(text: str, i: int) -> list[str]:
+        return [c.new for c in syn.candidates(words(text), i)]
+
+    assert offered("been thinking of it", 1) == []  # "thinking" is a WordNet noun: its noun synonyms don't fit
+    assert offered("ideas to take from", 2) == ["grab"]
+    assert offered("we walked home", 1) == ["strolled"]
