@@ -22,12 +22,12 @@ GECKO_ID = "ally-extension@ally.privacy"
 # Firefox gives each install a random origin UUID; the profile pins it so that the daemon can allow only it.
 ADDON_UUID = "5b0d2f3e-8c41-4e7a-9a2b-6d1c0e9f7a11"
 ORIGIN = f"moz-extension://{ADDON_UUID}"
-CONN = ("const perms = await (globalThis.browser ?? chrome).permissions.getAll();"
-        "let health; try { health = (await fetch(`http://127.0.0.1:${document.querySelector('#port').value}/health`)).status }"
+# what the options page shows, its port, whether /health answers there, and the worker's own connection state
+CONN = ("let health; try { health = (await fetch(`http://127.0.0.1:${document.querySelector('#port').value}/health`)).status }"
         " catch (e) { health = String(e) }"
         "const bg = await (globalThis.browser ?? chrome).runtime.sendMessage({ type: 'connection.state', connect: true });"
-        "const st = await (globalThis.browser ?? chrome).storage.local.get(null);"
-        "return [document.querySelector('#conn').textContent, document.querySelector('#port').value, health, bg, st]")
+        "return [document.querySelector('#conn').textContent, document.querySelector('#port').value, health, bg.status,"
+        " bg.reason]")
 
 
 @pytest.fixture(scope="module")
