@@ -110,7 +110,11 @@ def apply_edits(text: str, edits: Iterable[Edit]) -> str:
 
 
 def widen_deletion(text: str, start: int, end: int) -> tuple[int, int]:
-    """The span to delete so that removing ``text[start:end]`` leaves no doubled or stray space."""
+    """The span to delete so that removing ``text[start:end]`` leaves no doubled or stray space, and no stray
+    punctuation: a word that is a sentence of its own ("grandpa. LOL! It was") goes with its "!" or "?"."""
+    if not text[:start].rstrip() or text[:start].rstrip()[-1] in ".!?":
+        while end < len(text) and text[end] in ".!?":
+            end += 1
     if end < len(text) and text[end] == " ":
         return start, end + 1
     if start > 0 and text[start - 1] == " ":

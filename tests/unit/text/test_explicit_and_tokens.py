@@ -87,3 +87,15 @@ def test_ages_stated_as_adjectives_are_generalised(text, expected):
 ])
 def test_turning_an_age_keeps_the_verb_form(text, expected):
     assert rewrite(text, "coarse") == expected
+
+
+@pytest.mark.parametrize("text,word,expected", [
+    ("Even my grandpa. LOL! It was fun", "LOL", "Even my grandpa. It was fun"),
+    ("LOL!! that was fun", "LOL", "that was fun"),
+    ("It was great LOL!", "LOL", "It was great!"),  # the sentence's own "!" stays
+    ("I like cats", "like", "I cats"),
+])
+def test_a_deleted_word_takes_its_own_punctuation_only_when_it_is_a_sentence(text, word, expected):
+    start = text.index(word)
+    s, e = widen_deletion(text, start, start + len(word))
+    assert apply_edits(text, [Edit(s, e, text[s:e], "", "d")]) == expected
