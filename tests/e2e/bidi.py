@@ -111,11 +111,10 @@ class Firefox:
         self.command("browsingContext.navigate", {"context": ctx, "url": url, "wait": "complete"})
         return str(ctx)
 
-    def evaluate(self, ctx: str, body: str, *args: Any, user_activation: bool = False) -> Any:
+    def evaluate(self, ctx: str, body: str, *args: Any) -> Any:
         """Run ``body`` (the body of an async function of ``args``) in the tab; its JSON-able result comes back."""
         expr = f"(async (...args) => JSON.stringify(await (async (args) => {{ {body} }})(args)))(...{json.dumps(args)})"
-        r = self.command("script.evaluate", {"expression": expr, "target": {"context": ctx}, "awaitPromise": True,
-                                             "userActivation": user_activation})
+        r = self.command("script.evaluate", {"expression": expr, "target": {"context": ctx}, "awaitPromise": True})
         if r["type"] == "exception":
             raise BiDiError(f"script failed: {r['exceptionDetails'].get('text')}")
         value = r["result"].get("value")
