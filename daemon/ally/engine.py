@@ -78,9 +78,10 @@ class Engine:
                 return PhotoProtection(image.rgb, level, faces)
             cloak = FaceCloak(self.surrogates, self.levels[level], decoys=self.decoys, device=self.device)
 
-            def on_step(face: int, count: int, step: int, steps: int) -> None:
+            def on_step(_face: int, count: int, step: int, steps: int) -> None:
                 if progress:
-                    progress(f"face {face + 1}/{count}", (face + step / steps) / count)
+                    noun = "face" if count == 1 else "faces"
+                    progress(f"cloaking {count} {noun}", step / steps)
 
             result = cloak.protect(image.rgb, faces, on_step)
             return PhotoProtection(result.rgb, level, faces, result.faces)

@@ -49,6 +49,15 @@ class AlignedRecognizer:
         """Unit embeddings [F,D]; differentiable with respect to ``image``."""
         return self.recognizer(self.crops(image, landmarks))
 
+    def embed_each(self, images: Tensor, landmarks: Tensor) -> Tensor:
+        """Unit embeddings [F,D] of one face per image: ``landmarks[f]`` [5,2] in ``images[f]`` ([F,3,H,W]).
+
+        One forward pass for the whole batch of crops."""
+        if images.shape[0] == 1:
+            return self.embed(images, landmarks)
+        crops = [self.crops(images[f:f + 1], landmarks[f:f + 1]) for f in range(images.shape[0])]
+        return self.recognizer(torch.cat(crops))
+
 
 _LOADERS = {
     "faceres": lambda files, mid: load_faceres(files["model.json"], files["model.bin"], model_id=mid),

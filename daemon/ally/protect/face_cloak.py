@@ -2,13 +2,17 @@
 
 - surrogates: an ensemble of face recognizers (``FaceRecognizer``: aligned crop in [0,1] → unit embedding);
 - objective: ``IdentityAway`` (away from the original identity, optionally toward the user's decoy);
-- budget: per-pixel L∞ with texture masking, plus a DSSIM penalty on each face region;
-- search: ``PGD`` with momentum;
+- budget: a perceptual one — per face region a floor on SSIMULACRA2 (the metric people trust, in its own
+  terms), and per pixel luma/chroma caps with texture masking (``LumaChromaBudget``);
+- search: ``SmoothPGD`` (normalised, Gaussian-smoothed gradient steps) or, for the old levels, ``PGD``;
 - transforms: ``SitePipeline`` draws (resize to a site's long edge, JPEG 4:2:0, blur, crop shift).
 
-Each face is optimised on a square region around it at a working resolution (at most ``face_px`` wide), and
-the perturbation is upsampled and pasted back into the full-resolution photo with feathered edges: pixels
-away from the faces are never changed.
+All faces of a photo are optimised together, as one batch: each face's region (an ellipse around the face,
+zero at its edge, so no pixel outside it changes and the region has no visible border) is cut out at the
+resolution the sites will serve the photo (capped at ``face_px`` for very large faces), padded to a common
+size, and put through the same transforms. After the search each face's change is scaled down, if needed, until
+the region's SSIMULACRA2 at native resolution meets the level's floor: the visibility budget holds exactly,
+not on average.
 """
 
 from __future__ import annotations
@@ -21,33 +25,45 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..attacks.base import Problem
-from ..attacks.budgets import LinfBudget, texture_eps_map
+from ..attacks.base import Budget, Problem
+from ..attacks.budgets import LinfBudget, LumaChromaBudget, masked_caps, texture_eps_map
 from ..attacks.objectives import IdentityAway
 from ..attacks.perceptual import dssim
-from ..attacks.search import PGD
+from ..attacks.search import PGD, SmoothPGD
+from ..attacks.ssimulacra2 import ssimulacra2
 from ..attacks.transforms import SitePipeline
 from ..faces.detect import Face
 from ..levels import CloakSettings
 from ..surrogates import AlignedRecognizer
 
-REGION_SCALE = 2.2  # region side / face box side: room for the loosest crop any recognizer takes
-FEATHER = 0.12  # fraction of the region side over which the perturbation fades out at its border
-DSSIM_WEIGHT = 20.0  # penalty weight once a face region's DSSIM exceeds the level's budget
+# Region shapes. Ellipse: semi-axes as fractions of the face box (MTCNN's box runs from the brows to the chin),
+# its centre raised to take in the forehead; full strength inside ELLIPSE_CORE of the radius, a cosine fade to
+# zero at the edge. Square (the old cloak): a box REGION_SCALE × the face box, feathered over FEATHER.
+ELLIPSE_AXES = (0.68, 0.82)
+ELLIPSE_LIFT = 0.10
+ELLIPSE_CORE = 0.6
+REGION_SCALE = 2.2
+FEATHER = 0.12
+PERCEPTUAL_WEIGHT = 0.05  # loss per SSIMULACRA2 point below the floor (+ margin) during the search
+PERCEPTUAL_MARGIN = 2.0  # the search aims this many points above the floor, so the final scaling rarely bites
+DSSIM_WEIGHT = 20.0  # penalty weight once a face region's DSSIM exceeds a Fawkes-style cap
+SCALE_SEARCH_STEPS = 6  # bisection steps of the final scaling (1/64 resolution)
 # Other recognizers align faces their own way (other landmark models, templates and crop margins). Jittering
 # the crop — landmarks moved by up to this fraction of the eye distance, crop scaled by up to ±ALIGN_ZOOM —
 # keeps the cloak from depending on our alignment, which is what makes it carry over to unseen models.
 ALIGN_JITTER = 0.06
 ALIGN_ZOOM = 0.12
 
-FaceProgress = Callable[[int, int, int, int], None]  # (face index, faces, step, steps)
+FaceProgress = Callable[[int, int, int, int], None]  # (0, faces, step, steps): all faces step together
 
 
 @dataclass(frozen=True)
 class FaceReport:
     box: tuple[float, float, float, float]
     similarity: dict[str, float]  # surrogate id → cosine(protected, original), no site transforms
-    dssim: float  # of the face region
+    dssim: float  # of the face box, luma SSIM
+    ssimulacra2: float  # of the face box at native resolution, protected vs original
+    strength: float  # share of the searched change that was kept to meet the visibility floor (1 = all)
 
 
 @dataclass(frozen=True)
@@ -57,32 +73,74 @@ class CloakResult:
 
 
 @dataclass(frozen=True)
-class _Region:
+class Region:
+    """Native pixel bounds [x0, x1) × [y0, y1) of the part of the photo the cloak may change for one face."""
+
     x0: int
     y0: int
     x1: int
     y1: int
-    scale: float  # working pixels per native pixel
+    centre: tuple[float, float]  # photo coordinates
+    axes: tuple[float, float]  # ellipse semi-axes (or half-sides of the square), native pixels
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.y1 - self.y0, self.x1 - self.x0
 
 
-def _region_for(face: Face, width: int, height: int, face_px: int) -> _Region:
+def region_for(face: Face, width: int, height: int, shape: str = "ellipse") -> Region:
     x1, y1, x2, y2 = face.box
-    side = max(x2 - x1, y2 - y1)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    half = side * REGION_SCALE / 2
-    rx0, ry0 = max(0, int(np.floor(cx - half))), max(0, int(np.floor(cy - half)))
-    rx1, ry1 = min(width, int(np.ceil(cx + half))), min(height, int(np.ceil(cy + half)))
-    scale = min(1.0, face_px / max(side, 1.0))
-    return _Region(rx0, ry0, rx1, ry1, scale)
+    bw, bh = x2 - x1, y2 - y1
+    if shape == "square":
+        half = max(bw, bh) * REGION_SCALE / 2
+        centre, axes = ((x1 + x2) / 2, (y1 + y2) / 2), (half, half)
+    elif shape == "ellipse":
+        centre = ((x1 + x2) / 2, (y1 + y2) / 2 - ELLIPSE_LIFT * bh)
+        axes = (ELLIPSE_AXES[0] * bw, ELLIPSE_AXES[1] * bh)
+    else:
+        raise ValueError(f"unknown region shape {shape!r}")
+    rx0, ry0 = max(0, int(np.floor(centre[0] - axes[0]))), max(0, int(np.floor(centre[1] - axes[1])))
+    rx1, ry1 = min(width, int(np.ceil(centre[0] + axes[0]))), min(height, int(np.ceil(centre[1] + axes[1])))
+    return Region(rx0, ry0, rx1, ry1, centre, axes)
 
 
-def _feather_mask(h: int, w: int, device: torch.device) -> Tensor:
-    def ramp(n: int) -> Tensor:
-        t = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n
-        edge = torch.minimum(t, 1 - t) / FEATHER
-        return edge.clamp(0, 1)
+def region_mask(region: Region, h: int, w: int, shape: str, device: torch.device | str = "cpu") -> Tensor:
+    """[1,1,h,w] weights in [0,1] over the region sampled at h × w; exactly 0 at and beyond its edge."""
+    sy, sx = region.size[0] / h, region.size[1] / w
+    ys = region.y0 + (torch.arange(h, dtype=torch.float32, device=device) + 0.5) * sy
+    xs = region.x0 + (torch.arange(w, dtype=torch.float32, device=device) + 0.5) * sx
+    u = (xs[None, :] - region.centre[0]) / region.axes[0]
+    v = (ys[:, None] - region.centre[1]) / region.axes[1]
+    if shape == "square":
+        # Distance to the edge as a fraction of the side, ramped over FEATHER (the old cloak's feather).
+        edge = torch.minimum((1 - u.abs()) / 2, (1 - v.abs()) / 2) / FEATHER
+        mask = edge.clamp(0, 1)
+    else:
+        r = torch.sqrt(u**2 + v**2)
+        t = ((r - ELLIPSE_CORE) / (1 - ELLIPSE_CORE)).clamp(0, 1)
+        mask = 0.5 * (1 + torch.cos(torch.pi * t))
+        mask = torch.where(r >= 1, torch.zeros_like(mask), mask)
+    return mask[None, None]
 
-    return (ramp(h)[:, None] * ramp(w)[None, :])[None, None]
+
+def _face_box_in(region: Region, face: Face, scale_y: float, scale_x: float, h: int, w: int) -> tuple[int, int, int, int]:
+    """The face box in a region sampled at h × w, clipped to it; at least 8 px each way where the region allows."""
+    x1, y1, x2, y2 = face.box
+    bx0 = int(np.floor((x1 - region.x0) * scale_x))
+    by0 = int(np.floor((y1 - region.y0) * scale_y))
+    bx1 = int(np.ceil((x2 - region.x0) * scale_x))
+    by1 = int(np.ceil((y2 - region.y0) * scale_y))
+    bx0, by0 = max(0, min(bx0, w - 8)), max(0, min(by0, h - 8))
+    return bx0, by0, min(w, max(bx1, bx0 + 8)), min(h, max(by1, by0 + 8))
+
+
+def working_scale(faces: Sequence[Face], photo_size: tuple[int, int], settings: CloakSettings) -> float:
+    """Working pixels per native pixel for a photo: the scale the largest site serves it at, but no face wider
+    than ``face_px`` (the cost of a step grows with the region's area)."""
+    long_edge = max(photo_size)
+    served = min(1.0, max(settings.site_long_edges) / long_edge)
+    widest = max(max(f.box[2] - f.box[0], f.box[3] - f.box[1]) for f in faces)
+    return min(served, settings.face_px / max(widest, 1.0))
 
 
 class FaceCloak:
@@ -97,6 +155,7 @@ class FaceCloak:
         decoy_weight: float = 0.5,
         device: torch.device | str = "cpu",
         seed: int = 0,
+        align_jitter: bool = True,
     ):
         if not surrogates:
             raise ValueError("the face cloak needs at least one surrogate")
@@ -106,97 +165,171 @@ class FaceCloak:
         self.decoy_weight = decoy_weight
         self.device = torch.device(device)
         self.seed = seed
+        self.align_jitter = align_jitter
 
-    def embed(self, image: Tensor, landmarks: Tensor) -> list[Tensor]:
-        """Each surrogate's embeddings [1,D] of the face with ``landmarks`` [1,5,2] in ``image`` [1,3,H,W]."""
-        return [s.embed(image, landmarks) for s in self.surrogates]
+    def embed(self, images: Tensor, landmarks: Tensor) -> list[Tensor]:
+        """Each surrogate's embeddings [F,D]: face f has ``landmarks[f]`` [5,2] in ``images[f]`` ([F,3,H,W])."""
+        return [s.embed_each(images, landmarks) for s in self.surrogates]
 
     def protect(
         self, rgb: np.ndarray, faces: Sequence[Face], progress: FaceProgress | None = None
     ) -> CloakResult:
-        height, width = rgb.shape[:2]
-        original = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device)
-        out = original.to(torch.float32)
-        reports = []
-        for i, face in enumerate(faces):
-            region = _region_for(face, width, height, self.settings.face_px)
-            native = out[region.y0:region.y1, region.x0:region.x1].permute(2, 0, 1)[None] / 255.0
-            delta_native = self._protect_region(native, face, region, (width, height), i, len(faces), progress)
-            patch = (native + delta_native)[0].permute(1, 2, 0) * 255.0
-            out[region.y0:region.y1, region.x0:region.x1] = patch
-        # Overlapping regions must not add up beyond the budget: clamp the total change per pixel.
-        limit = self.settings.eps * 255.0
-        total = (out - original.to(torch.float32)).clamp(-limit, limit)
-        protected = (original.to(torch.float32) + total).round().clamp(0, 255).to(torch.uint8)
-        for face in faces:
-            reports.append(self._report(original, protected, face))
-        return CloakResult(protected.cpu().numpy(), reports)
-
-    def _protect_region(
-        self,
-        native: Tensor,
-        face: Face,
-        region: _Region,
-        photo_size: tuple[int, int],
-        index: int,
-        count: int,
-        progress: FaceProgress | None,
-    ) -> Tensor:
+        if not faces:
+            return CloakResult(rgb, [])
         s = self.settings
-        nh, nw = native.shape[-2:]
-        wh, ww = max(8, round(nh * region.scale)), max(8, round(nw * region.scale))
-        x0 = F.interpolate(native, size=(wh, ww), mode="area") if (wh, ww) != (nh, nw) else native
-        x0 = x0.clamp(0.0, 1.0)  # resampling may overshoot by rounding error
-        lm_native = face.landmarks - np.array([region.x0, region.y0])
-        lm_work = lm_native * np.array([ww / nw, wh / nh])
-        landmarks = torch.tensor(lm_work, dtype=torch.float32, device=self.device)[None]
+        height, width = rgb.shape[:2]
+        original = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        regions = [region_for(f, width, height, s.region) for f in faces]
+        scale = working_scale(faces, (width, height), s)
+        sizes = [(max(8, round(r.size[0] * scale)), max(8, round(r.size[1] * scale))) for r in regions]
+        deltas = self._search(original, faces, regions, sizes, scale, (width, height), progress)
+
+        out = original.clone()
+        reports = []
+        for face, region, delta in zip(faces, regions, deltas):
+            native = original[..., region.y0:region.y1, region.x0:region.x1]
+            if delta.shape[-2:] != native.shape[-2:]:
+                delta = F.interpolate(delta, size=native.shape[-2:], mode="bilinear", align_corners=False)
+            support = region_mask(region, *native.shape[-2:], s.region, self.device) > 0
+            delta = delta * support
+            strength = self._fit_to_budget(native, delta, face, region)
+            current = out[..., region.y0:region.y1, region.x0:region.x1]
+            out[..., region.y0:region.y1, region.x0:region.x1] = (current + strength * delta).clamp(0, 1)
+            reports.append(strength)
+        protected = (out * 255.0).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
+        protected_np = protected.cpu().numpy()
+        faces_out = [self._report(rgb, protected_np, f, r, k) for f, r, k in zip(faces, regions, reports)]
+        return CloakResult(protected_np, faces_out)
+
+    # -- the search over all faces at once ------------------------------------------------------------------
+    def _search(
+        self, original: Tensor, faces: Sequence[Face], regions: Sequence[Region], sizes: Sequence[tuple[int, int]],
+        scale: float, photo_size: tuple[int, int], progress: FaceProgress | None,
+    ) -> list[Tensor]:
+        s = self.settings
+        hm, wm = max(h for h, _ in sizes), max(w for _, w in sizes)
+        x0s, masks, points = [], [], []
+        for face, region, (h, w) in zip(faces, regions, sizes):
+            native = original[..., region.y0:region.y1, region.x0:region.x1]
+            x = F.interpolate(native, size=(h, w), mode="area") if (h, w) != native.shape[-2:] else native
+            # Padding to the batch's size repeats the edge (no false edges for the blur and JPEG to spread).
+            x0s.append(F.pad(x.clamp(0, 1), (0, wm - w, 0, hm - h), mode="replicate"))
+            masks.append(F.pad(region_mask(region, h, w, s.region, self.device), (0, wm - w, 0, hm - h)))
+            sy, sx = h / region.size[0], w / region.size[1]
+            points.append((face.landmarks - np.array([region.x0, region.y0])) * np.array([sx, sy]))
+        x0 = torch.cat(x0s)
+        mask = torch.cat(masks)
+        landmarks = torch.tensor(np.stack(points), dtype=torch.float32, device=self.device)
 
         long_edge = max(photo_size)
-        site_scales = tuple(min(1.0, edge / long_edge) / region.scale for edge in s.site_long_edges)
-        generator = torch.Generator().manual_seed(self.seed + index)
+        site_scales = tuple(min(1.0, edge / long_edge) / scale for edge in s.site_long_edges)
+        generator = torch.Generator().manual_seed(self.seed)
         pipeline = SitePipeline(scales=site_scales, jpeg_quality=s.jpeg_quality, generator=generator)
-
         with torch.no_grad():
             clean = [e.detach() for e in self.embed(x0, landmarks)]
-        objective = IdentityAway(clean, self.decoys, self.decoy_weight)
-        mask = _feather_mask(wh, ww, self.device)
+        objective = IdentityAway(clean, self.decoys, self.decoy_weight, balance=s.balance)
+        eye_distance = torch.linalg.vector_norm(landmarks[:, 1] - landmarks[:, 0], dim=-1)[:, None, None]
+        count = len(faces)
 
-        eye_distance = float(torch.linalg.vector_norm(landmarks[0, 1] - landmarks[0, 0]))
+        def jittered(pts: Tensor) -> Tensor:
+            if not self.align_jitter:
+                return pts
+            centre = pts.mean(dim=1, keepdim=True)
+            zoom = 1 + ALIGN_ZOOM * (2 * torch.rand((count, 1, 1), generator=generator) - 1)
+            noise = torch.randn(pts.shape, generator=generator) * ALIGN_JITTER
+            return centre + (pts - centre) * zoom.to(pts.device) + noise.to(pts.device) * eye_distance
 
-        def jittered(points: Tensor) -> Tensor:
-            if not (ALIGN_JITTER or ALIGN_ZOOM):
-                return points
-            centre = points.mean(dim=1, keepdim=True)
-            zoom = 1 + ALIGN_ZOOM * (2 * torch.rand((), generator=generator) - 1)
-            noise = torch.randn(points.shape, generator=generator) * ALIGN_JITTER * eye_distance
-            return centre + (points - centre) * zoom.to(points.device) + noise.to(points.device)
+        # Visibility is judged at native resolution (smooth skin there hides less than the downscaled face):
+        # each face box's change is brought up to native size inside the loss.
+        natives = []
+        for face, region, (h, w) in zip(faces, regions, sizes):
+            native = original[..., region.y0:region.y1, region.x0:region.x1]
+            bx0, by0, bx1, by1 = _face_box_in(region, face, 1.0, 1.0, *native.shape[-2:])
+            natives.append((native, (bx0, by0, bx1, by1)))
+
+        def perceptual(x: Tensor) -> Tensor:
+            total = x.new_zeros(())
+            for i, (native, (bx0, by0, bx1, by1)) in enumerate(natives):
+                h, w = sizes[i]
+                if s.min_ssimulacra2 is not None:
+                    change = x[i:i + 1, :, :h, :w] - x0[i:i + 1, :, :h, :w]
+                    if (h, w) != native.shape[-2:]:
+                        change = F.interpolate(change, size=native.shape[-2:], mode="bilinear", align_corners=False)
+                    # The face box and the whole region (its outer part would otherwise take the change).
+                    floor = s.min_ssimulacra2 + PERCEPTUAL_MARGIN
+                    box = native[..., by0:by1, bx0:bx1]
+                    score_box = ssimulacra2(box, (box + change[..., by0:by1, bx0:bx1]).clamp(0, 1))
+                    score_region = ssimulacra2(native, (native + change).clamp(0, 1))
+                    total = total + PERCEPTUAL_WEIGHT * (F.relu(floor - score_box) + F.relu(floor - score_region)).sum()
+                if s.max_dssim is not None:
+                    total = total + DSSIM_WEIGHT * F.relu(dssim(x[i:i + 1, :, :h, :w], x0[i:i + 1, :, :h, :w]) - s.max_dssim).sum()
+            return total
 
         def loss(x: Tensor) -> Tensor:
-            t = pipeline(x)
-            embeddings = self.embed(t.image, jittered(t.map_points(landmarks)))
-            penalty = F.relu(dssim(x, x0) - s.max_dssim).sum()
-            return objective(embeddings) + DSSIM_WEIGHT * penalty
+            identity = x.new_zeros(())
+            for _ in range(max(1, s.eot_samples)):
+                t = pipeline(x)
+                identity = identity + objective(self.embed(t.image, jittered(t.map_points(landmarks))))
+            # Faces are independent: their losses add, so each face's gradient is its own.
+            return identity / max(1, s.eot_samples) * count + perceptual(x)
 
-        budget = LinfBudget(texture_eps_map(x0, s.eps, s.eps_floor))
-        search = PGD(steps=s.steps, step_size=s.step_size, generator=torch.Generator().manual_seed(self.seed))
-        callback = (lambda step, total, _loss: progress(index, count, step, total)) if progress else None
+        budget = self._budget(x0)
+        search_generator = torch.Generator().manual_seed(self.seed)
+        if s.search == "sign":
+            search = PGD(steps=s.steps, step_size=s.step_size, generator=search_generator)
+        elif s.search == "smooth":
+            search = SmoothPGD(steps=s.steps, step_size=s.step_size, sigma=s.smoothing_sigma, generator=search_generator)
+        else:
+            raise ValueError(f"unknown search {s.search!r}")
+        callback = (lambda step, total, _loss: progress(0, count, step, total)) if progress else None
         delta = search(Problem(x0, loss, budget, mask), callback=callback)
-        if (wh, ww) != (nh, nw):
-            delta = F.interpolate(delta, size=(nh, nw), mode="bilinear", align_corners=False)
-        return delta
+        return [delta[i:i + 1, :, :h, :w] for i, (h, w) in enumerate(sizes)]
 
-    def _report(self, original: Tensor, protected: Tensor, face: Face) -> FaceReport:
-        """Similarity of the protected face to the original under each surrogate (no transforms)."""
-        height, width = original.shape[:2]
-        region = _region_for(face, width, height, self.settings.face_px)
+    def _budget(self, x0: Tensor) -> Budget:
+        s = self.settings
+        if s.chroma_fraction >= 1.0:  # the old cloak: one RGB box
+            return LinfBudget(texture_eps_map(x0, s.eps, s.eps_floor))
+        luma, chroma = masked_caps(x0, s.eps, s.eps_floor, s.chroma_fraction)
+        return LumaChromaBudget(luma, chroma)
 
-        def crop(img: Tensor) -> Tensor:
-            return img[region.y0:region.y1, region.x0:region.x1].permute(2, 0, 1)[None].to(torch.float32) / 255.0
+    # -- the visibility floor, exactly, at native resolution ------------------------------------------------
+    def _fit_to_budget(self, native: Tensor, delta: Tensor, face: Face, region: Region) -> float:
+        """The largest share (1/64 steps) of ``delta`` whose rounded result meets the level's visibility floor."""
+        s = self.settings
+        if s.min_ssimulacra2 is None:
+            return 1.0
+        h, w = native.shape[-2:]
+        bx0, by0, bx1, by1 = _face_box_in(region, face, 1.0, 1.0, h, w)
+        # The face box (where the change is strongest) and the whole region (what a face-filling photo is).
+        views = [(native[..., by0:by1, bx0:bx1], delta[..., by0:by1, bx0:bx1]), (native, delta)]
 
-        a, b = crop(original), crop(protected)
-        landmarks = torch.tensor(face.landmarks - np.array([region.x0, region.y0]), dtype=torch.float32)[None]
+        def ok(k: float) -> bool:
+            with torch.no_grad():
+                for ref, d in views:
+                    out = ((ref + k * d).clamp(0, 1) * 255).round() / 255
+                    if float(ssimulacra2(ref, out)[0]) < s.min_ssimulacra2:
+                        return False
+            return True
+
+        if ok(1.0):
+            return 1.0
+        lo, hi = 0.0, 1.0
+        for _ in range(SCALE_SEARCH_STEPS):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if ok(mid) else (lo, mid)
+        return lo
+
+    def _report(self, rgb: np.ndarray, protected: np.ndarray, face: Face, region: Region, strength: float) -> FaceReport:
+        """Similarity of the protected face to the original under each surrogate (no transforms), and visibility."""
+        a = torch.from_numpy(np.ascontiguousarray(rgb[region.y0:region.y1, region.x0:region.x1])).permute(2, 0, 1)[None].float() / 255
+        b = torch.from_numpy(np.ascontiguousarray(protected[region.y0:region.y1, region.x0:region.x1])).permute(2, 0, 1)[None].float() / 255
+        a, b = a.to(self.device), b.to(self.device)
+        landmarks = torch.tensor(face.landmarks - np.array([region.x0, region.y0]), dtype=torch.float32, device=self.device)[None]
+        bx0, by0, bx1, by1 = _face_box_in(region, face, 1.0, 1.0, *a.shape[-2:])
         with torch.no_grad():
             ea, eb = self.embed(a, landmarks), self.embed(b, landmarks)
             similarity = {s.model_id: float((x * y).sum()) for s, x, y in zip(self.surrogates, ea, eb)}
-            d = float(dssim(b, a))
-        return FaceReport(face.box, similarity, d)
+            fa, fb = a[..., by0:by1, bx0:bx1], b[..., by0:by1, bx0:bx1]
+            d = float(dssim(fb, fa))
+            score = float(ssimulacra2(fa.double(), fb.double())[0])
+        return FaceReport(face.box, similarity, d, score, strength)
