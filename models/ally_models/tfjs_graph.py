@@ -260,6 +260,7 @@ _UNARY: dict[str, Callable[[Tensor], Tensor]] = {
     "Sqrt": torch.sqrt,
     "Rsqrt": torch.rsqrt,
     "Square": torch.square,
+    "Abs": torch.abs,
 }
 
 _REDUCE: dict[str, Callable[..., Tensor]] = {"Mean": torch.mean, "Sum": torch.sum, "Max": torch.amax}
@@ -450,6 +451,28 @@ def _build_reshape(b: _Builder, node: Node) -> None:
     b.emit(node, fn, [x.slot], _Info(len(shape), to_spatial))
 
 
+def _squeeze(x: Tensor, *, dims: tuple[int, ...], from_spatial: bool) -> Tensor:
+    if from_spatial:
+        x = x.permute(0, 2, 3, 1)
+    if any(x.shape[d] != 1 for d in dims):
+        raise ValueError(f"Squeeze: dims {dims} of a tensor of shape {tuple(x.shape)} are not all 1")
+    return x.squeeze(dims)
+
+
+def _build_squeeze(b: _Builder, node: Node) -> None:
+    (x,) = b.args(node)
+    rank = x.info.rank
+    axes = _attr(node, "squeeze_dims", [])
+    if not axes:  # which dims are 1 is only known at run time, so the output rank would be unknown here
+        raise NotImplementedError(f"node {node['name']!r}: Squeeze without squeeze_dims is not supported")
+    dims = tuple(sorted({int(a) % rank for a in axes}))
+    out_rank = rank - len(dims)
+    if out_rank == 4:
+        raise NotImplementedError(f"node {node['name']!r}: Squeeze to rank 4 is not supported")
+    fn = partial(_squeeze, dims=dims, from_spatial=x.info.spatial)
+    b.emit(node, fn, [x.slot], _Info(out_rank, False))
+
+
 def _build_pad(b: _Builder, node: Node) -> None:
     args = b.args(node)
     x, pads = args[0], np.asarray(args[1].const, dtype=np.int64)
@@ -504,9 +527,60 @@ _BUILDERS: dict[str, Callable[[_Builder, Node], None]] = {
     "LeakyRelu": _build_leaky_relu,
     "Softmax": _build_softmax,
     "Reshape": _build_reshape,
+    "Squeeze": _build_squeeze,
     "ConcatV2": _build_concat,
     "Identity": _build_identity,
 }
+
+
+def unfuse_prelu_relu(nodes: dict[str, Node]) -> int:
+    """Undo a wrong fusion of TF's PReLU idiom ``relu(x) + alpha * (x - abs(x))``; returns how many were fixed.
+
+    Where ``x`` came from a conv, the TF.js converter folded the ``Relu`` into the conv's ``fused_ops`` and
+    pointed every consumer of ``x`` at the fused node, so ``Abs``/``Sub`` see ``relu(x)`` and the PReLU
+    becomes a plain ReLU (the original TFLite file of the same weights keeps the separate ``RELU``). This
+    splits such a conv back into the conv (BiasAdd only) and a ``Relu`` node read by the ``Add`` only.
+    """
+    consumers: dict[str, list[Node]] = {}
+    for n in nodes.values():
+        for inp in n.get("input", []):
+            if not inp.startswith("^"):
+                consumers.setdefault(_ref(inp), []).append(n)
+    fixed = 0
+    for name, n in list(nodes.items()):
+        if _attr(n, "fused_ops", []) != ["BiasAdd", "Relu"]:
+            continue
+        users = consumers.get(name, [])
+        ops = sorted(u["op"] for u in users)
+        if ops != ["Abs", "Add", "Sub"]:
+            continue
+        add = next(u for u in users if u["op"] == "Add")
+        sub = next(u for u in users if u["op"] == "Sub")
+        if not any(_ref(i) == sub["name"] for u in nodes.values() if u["op"] == "Mul" for i in u.get("input", [])):
+            continue
+        n["attr"]["fused_ops"] = {"list": {"s": [base64.b64encode(b"BiasAdd").decode()]}}
+        relu = f"{name}/unfused_Relu"
+        nodes[relu] = {"name": relu, "op": "Relu", "input": [name], "attr": {}}
+        add["input"] = [relu if _ref(i) == name else i for i in add["input"]]
+        fixed += 1
+    return fixed
+
+
+def flip_prelu_slopes(nodes: dict[str, Node]) -> int:
+    """Negate the slope of every PReLU idiom ``relu(x) + alpha * (x - abs(x))``; returns how many.
+
+    Done by swapping the operands of its ``Sub`` (``abs(x) - x``), which leaves the weights untouched. For a
+    converted graph whose slope constants came out with the wrong sign (see ``load_mobilefacenet``).
+    """
+    flipped = 0
+    for n in nodes.values():
+        if n["op"] != "Sub" or len(n.get("input", [])) != 2:
+            continue
+        x, a = (_ref(i) for i in n["input"])
+        if nodes.get(a, {}).get("op") == "Abs" and [_ref(i) for i in nodes[a]["input"]] == [x]:
+            n["input"] = [n["input"][1], n["input"][0]]
+            flipped += 1
+    return flipped
 
 
 def _topological(nodes: dict[str, Node], output: str) -> list[str]:
@@ -547,6 +621,8 @@ class TFJSGraphModule(torch.nn.Module):
         input_name: the placeholder fed by ``forward``'s argument.
         bin_paths: weight shards, in manifest order; default: the files the manifest names,
             next to the JSON.
+        repair: optional rewrite of the node table (name -> node) before it is built, for graphs the
+            converter got wrong (see :func:`unfuse_prelu_relu`).
 
     ``forward(x)``: a rank-4 input is NCHW (the TF NHWC tensor, permuted); so is a rank-4 output.
     Only nodes the output depends on are built; an unsupported op raises ``NotImplementedError``.
@@ -558,10 +634,13 @@ class TFJSGraphModule(torch.nn.Module):
         output_name: str,
         input_name: str,
         bin_paths: Sequence[str | Path] | None = None,
+        repair: Callable[[dict[str, Node]], None] | None = None,
     ) -> None:
         super().__init__()
         model = json.loads(Path(graph_path).read_text())
         nodes = {n["name"]: n for n in model["modelTopology"]["node"]}
+        if repair is not None:
+            repair(nodes)
         weights = load_weights(graph_path, bin_paths)
         builder = _Builder()
         input_name, output_name = _ref(input_name), _ref(output_name)
