@@ -306,6 +306,7 @@ class _Builder:
         self.steps: list[tuple[StepFn, tuple[int, ...], int]] = []
         self.buffers: dict[str, tuple[int, np.ndarray]] = {}  # buffer name -> (slot, value)
         self.values: dict[str, _Arg] = {}
+        self.nodes: dict[str, Node] = {}  # the whole graph, for peephole patterns
         self.num_slots = 0
 
     def new_slot(self) -> int:
@@ -391,8 +392,42 @@ def _build_matmul(b: _Builder, node: Node) -> None:
     b.emit(node, fn, [*slots, *extra], _Info(2, False))
 
 
+def _prelu_idiom(b: _Builder, node: Node) -> tuple[str, str, float] | None:
+    """``(x, c, sign)`` when ``node`` is ``Add(Relu(x), Mul(Sub(x, Abs(x)), c))`` with a constant ``c`` (sign +1),
+    or with ``Sub(Abs(x), x)`` (sign -1): TF's PReLU idiom, i.e. PReLU with slope ``2 * sign * c``."""
+    refs = [_ref(i) for i in node.get("input", [])]
+    ops = {r: b.nodes.get(r, {}).get("op") for r in refs}
+    if node["op"] not in ("Add", "AddV2") or sorted(ops.values(), key=str) != ["Mul", "Relu"]:
+        return None
+    relu, mul = (next(r for r in refs if ops[r] == op) for op in ("Relu", "Mul"))
+    (x,) = [_ref(i) for i in b.nodes[relu]["input"]]
+    mul_in = [_ref(i) for i in b.nodes[mul]["input"]]
+    consts = [r for r in mul_in if b.values.get(r) is not None and b.values[r].const is not None]
+    subs = [r for r in mul_in if b.nodes.get(r, {}).get("op") == "Sub"]
+    if len(mul_in) != 2 or len(consts) != 1 or len(subs) != 1:
+        return None
+    sub_in = [_ref(i) for i in b.nodes[subs[0]]["input"]]
+    is_abs = [b.nodes.get(r, {}).get("op") == "Abs" and [_ref(i) for i in b.nodes[r]["input"]] == [x] for r in sub_in]
+    if sub_in == [x, sub_in[1]] and is_abs == [False, True]:
+        return x, consts[0], 1.0
+    if sub_in == [sub_in[0], x] and is_abs == [True, False]:
+        return x, consts[0], -1.0
+    return None
+
+
 def _build_binary(b: _Builder, node: Node) -> None:
     args = b.args(node)
+    idiom = _prelu_idiom(b, node)
+    if idiom is not None and b.values[idiom[0]].slot is not None:
+        # One where() instead of five elementwise ops (and their backward); the same numbers, as
+        # c * (x - |x|) == (2c) * x exactly for x < 0. The unused Relu/Abs/Sub/Mul steps are pruned later.
+        x, c, sign = b.values[idiom[0]], b.values[idiom[1]], idiom[2]
+        spatial = x.info.rank == 4
+        if spatial and c.const.ndim == 1:  # per channel: torch's fused PReLU kernel
+            alpha = b.const_slot(c, "_prelu_slope" if sign > 0 else "_prelu_neg_slope",
+                                 lambda v: np.float32(2.0 * sign) * v)
+            b.emit(node, F.prelu, [x.slot, alpha], x.info)
+            return
     if node["op"] in _CLAMP and len(args) == 2:
         runtime = [a for a in args if a.slot is not None]
         scalar = [a for a in args if a.const is not None and a.const.size == 1]
@@ -583,6 +618,19 @@ def flip_prelu_slopes(nodes: dict[str, Node]) -> int:
     return flipped
 
 
+Step = tuple[StepFn, tuple[int, ...], int]
+
+
+def _live_steps(steps: list[Step], output: int) -> list[Step]:
+    """The steps the output depends on (peepholes such as the PReLU idiom leave others behind)."""
+    needed, live = {output}, []
+    for step in reversed(steps):
+        if step[2] in needed:
+            live.append(step)
+            needed.update(step[1])
+    return live[::-1]
+
+
 def _topological(nodes: dict[str, Node], output: str) -> list[str]:
     """Names of the nodes ``output`` depends on, dependencies first (iterative DFS)."""
     order: list[str] = []
@@ -643,6 +691,7 @@ class TFJSGraphModule(torch.nn.Module):
             repair(nodes)
         weights = load_weights(graph_path, bin_paths)
         builder = _Builder()
+        builder.nodes = nodes
         input_name, output_name = _ref(input_name), _ref(output_name)
         order = _topological(nodes, output_name)
         if input_name not in order:
@@ -672,7 +721,7 @@ class TFJSGraphModule(torch.nn.Module):
         self._input_slot = builder.values[input_name].slot
         self._output_slot = out.slot
         self._num_slots = builder.num_slots
-        self._steps = builder.steps
+        self._steps = _live_steps(builder.steps, out.slot)
         self._const_slots: list[tuple[int, str]] = []
         for key, (slot, value) in builder.buffers.items():
             self.register_buffer(key, torch.from_numpy(np.array(value, dtype=np.float32)))

@@ -453,6 +453,20 @@ def test_prelu_repairs(tmp_path: Path) -> None:
     assert (y < 0).any() and (y > 0).any()
 
 
+def test_prelu_idiom_runs_as_one_step(tmp_path: Path) -> None:
+    """``relu(y) + m * (y - abs(y))`` becomes one PReLU step (slope 2m); the Relu/Abs/Sub/Mul steps are pruned."""
+    x, w, bias, m = rand(1, 4, 4, 2), rand(3, 3, 2, 3), rand(3), rand(3)
+    path = write_graph(tmp_path, misconverted_prelu_graph(x.shape), {"w": w, "b": bias, "m": m})
+    module = TFJSGraphModule(path, "out", "x", repair=unfuse_prelu_relu)
+    assert len(module._steps) == 2  # the conv and the PReLU
+    y = np_conv(x, w, 1, (1, 1, 1, 1)) + bias
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).requires_grad_(True)
+    out = module(xt)
+    np.testing.assert_allclose(out.detach().permute(0, 2, 3, 1).numpy(), np.where(y >= 0, y, 2 * m * y), atol=1e-5)
+    out.sum().backward()
+    assert xt.grad is not None and xt.grad.abs().sum() > 0
+
+
 def test_prelu_repairs_leave_other_graphs_alone(tmp_path: Path) -> None:
     """A fused conv+ReLU read by something other than the PReLU idiom, and a Sub of unrelated values, stay."""
     graph = [
