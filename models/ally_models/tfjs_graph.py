@@ -260,6 +260,7 @@ _UNARY: dict[str, Callable[[Tensor], Tensor]] = {
     "Sqrt": torch.sqrt,
     "Rsqrt": torch.rsqrt,
     "Square": torch.square,
+    "Abs": torch.abs,
 }
 
 _REDUCE: dict[str, Callable[..., Tensor]] = {"Mean": torch.mean, "Sum": torch.sum, "Max": torch.amax}
@@ -305,6 +306,7 @@ class _Builder:
         self.steps: list[tuple[StepFn, tuple[int, ...], int]] = []
         self.buffers: dict[str, tuple[int, np.ndarray]] = {}  # buffer name -> (slot, value)
         self.values: dict[str, _Arg] = {}
+        self.nodes: dict[str, Node] = {}  # the whole graph, for peephole patterns
         self.num_slots = 0
 
     def new_slot(self) -> int:
@@ -390,8 +392,42 @@ def _build_matmul(b: _Builder, node: Node) -> None:
     b.emit(node, fn, [*slots, *extra], _Info(2, False))
 
 
+def _prelu_idiom(b: _Builder, node: Node) -> tuple[str, str, float] | None:
+    """``(x, c, sign)`` when ``node`` is ``Add(Relu(x), Mul(Sub(x, Abs(x)), c))`` with a constant ``c`` (sign +1),
+    or with ``Sub(Abs(x), x)`` (sign -1): TF's PReLU idiom, i.e. PReLU with slope ``2 * sign * c``."""
+    refs = [_ref(i) for i in node.get("input", [])]
+    ops = {r: b.nodes.get(r, {}).get("op") for r in refs}
+    if node["op"] not in ("Add", "AddV2") or sorted(ops.values(), key=str) != ["Mul", "Relu"]:
+        return None
+    relu, mul = (next(r for r in refs if ops[r] == op) for op in ("Relu", "Mul"))
+    (x,) = [_ref(i) for i in b.nodes[relu]["input"]]
+    mul_in = [_ref(i) for i in b.nodes[mul]["input"]]
+    consts = [r for r in mul_in if b.values.get(r) is not None and b.values[r].const is not None]
+    subs = [r for r in mul_in if b.nodes.get(r, {}).get("op") == "Sub"]
+    if len(mul_in) != 2 or len(consts) != 1 or len(subs) != 1:
+        return None
+    sub_in = [_ref(i) for i in b.nodes[subs[0]]["input"]]
+    is_abs = [b.nodes.get(r, {}).get("op") == "Abs" and [_ref(i) for i in b.nodes[r]["input"]] == [x] for r in sub_in]
+    if sub_in == [x, sub_in[1]] and is_abs == [False, True]:
+        return x, consts[0], 1.0
+    if sub_in == [sub_in[0], x] and is_abs == [True, False]:
+        return x, consts[0], -1.0
+    return None
+
+
 def _build_binary(b: _Builder, node: Node) -> None:
     args = b.args(node)
+    idiom = _prelu_idiom(b, node)
+    if idiom is not None and b.values[idiom[0]].slot is not None:
+        # One where() instead of five elementwise ops (and their backward); the same numbers, as
+        # c * (x - |x|) == (2c) * x exactly for x < 0. The unused Relu/Abs/Sub/Mul steps are pruned later.
+        x, c, sign = b.values[idiom[0]], b.values[idiom[1]], idiom[2]
+        spatial = x.info.rank == 4
+        if spatial and c.const.ndim == 1:  # per channel: torch's fused PReLU kernel
+            alpha = b.const_slot(c, "_prelu_slope" if sign > 0 else "_prelu_neg_slope",
+                                 lambda v: np.float32(2.0 * sign) * v)
+            b.emit(node, F.prelu, [x.slot, alpha], x.info)
+            return
     if node["op"] in _CLAMP and len(args) == 2:
         runtime = [a for a in args if a.slot is not None]
         scalar = [a for a in args if a.const is not None and a.const.size == 1]
@@ -450,6 +486,28 @@ def _build_reshape(b: _Builder, node: Node) -> None:
     b.emit(node, fn, [x.slot], _Info(len(shape), to_spatial))
 
 
+def _squeeze(x: Tensor, *, dims: tuple[int, ...], from_spatial: bool) -> Tensor:
+    if from_spatial:
+        x = x.permute(0, 2, 3, 1)
+    if any(x.shape[d] != 1 for d in dims):
+        raise ValueError(f"Squeeze: dims {dims} of a tensor of shape {tuple(x.shape)} are not all 1")
+    return x.squeeze(dims)
+
+
+def _build_squeeze(b: _Builder, node: Node) -> None:
+    (x,) = b.args(node)
+    rank = x.info.rank
+    axes = _attr(node, "squeeze_dims", [])
+    if not axes:  # which dims are 1 is only known at run time, so the output rank would be unknown here
+        raise NotImplementedError(f"node {node['name']!r}: Squeeze without squeeze_dims is not supported")
+    dims = tuple(sorted({int(a) % rank for a in axes}))
+    out_rank = rank - len(dims)
+    if out_rank == 4:
+        raise NotImplementedError(f"node {node['name']!r}: Squeeze to rank 4 is not supported")
+    fn = partial(_squeeze, dims=dims, from_spatial=x.info.spatial)
+    b.emit(node, fn, [x.slot], _Info(out_rank, False))
+
+
 def _build_pad(b: _Builder, node: Node) -> None:
     args = b.args(node)
     x, pads = args[0], np.asarray(args[1].const, dtype=np.int64)
@@ -504,9 +562,73 @@ _BUILDERS: dict[str, Callable[[_Builder, Node], None]] = {
     "LeakyRelu": _build_leaky_relu,
     "Softmax": _build_softmax,
     "Reshape": _build_reshape,
+    "Squeeze": _build_squeeze,
     "ConcatV2": _build_concat,
     "Identity": _build_identity,
 }
+
+
+def unfuse_prelu_relu(nodes: dict[str, Node]) -> int:
+    """Undo a wrong fusion of TF's PReLU idiom ``relu(x) + alpha * (x - abs(x))``; returns how many were fixed.
+
+    Where ``x`` came from a conv, the TF.js converter folded the ``Relu`` into the conv's ``fused_ops`` and
+    pointed every consumer of ``x`` at the fused node, so ``Abs``/``Sub`` see ``relu(x)`` and the PReLU
+    becomes a plain ReLU (the original TFLite file of the same weights keeps the separate ``RELU``). This
+    splits such a conv back into the conv (BiasAdd only) and a ``Relu`` node read by the ``Add`` only.
+    """
+    consumers: dict[str, list[Node]] = {}
+    for n in nodes.values():
+        for inp in n.get("input", []):
+            if not inp.startswith("^"):
+                consumers.setdefault(_ref(inp), []).append(n)
+    fixed = 0
+    for name, n in list(nodes.items()):
+        if _attr(n, "fused_ops", []) != ["BiasAdd", "Relu"]:
+            continue
+        users = consumers.get(name, [])
+        ops = sorted(u["op"] for u in users)
+        if ops != ["Abs", "Add", "Sub"]:
+            continue
+        add = next(u for u in users if u["op"] == "Add")
+        sub = next(u for u in users if u["op"] == "Sub")
+        if not any(_ref(i) == sub["name"] for u in nodes.values() if u["op"] == "Mul" for i in u.get("input", [])):
+            continue
+        n["attr"]["fused_ops"] = {"list": {"s": [base64.b64encode(b"BiasAdd").decode()]}}
+        relu = f"{name}/unfused_Relu"
+        nodes[relu] = {"name": relu, "op": "Relu", "input": [name], "attr": {}}
+        add["input"] = [relu if _ref(i) == name else i for i in add["input"]]
+        fixed += 1
+    return fixed
+
+
+def flip_prelu_slopes(nodes: dict[str, Node]) -> int:
+    """Negate the slope of every PReLU idiom ``relu(x) + alpha * (x - abs(x))``; returns how many.
+
+    Done by swapping the operands of its ``Sub`` (``abs(x) - x``), which leaves the weights untouched. For a
+    converted graph whose slope constants came out with the wrong sign (see ``load_mobilefacenet``).
+    """
+    flipped = 0
+    for n in nodes.values():
+        if n["op"] != "Sub" or len(n.get("input", [])) != 2:
+            continue
+        x, a = (_ref(i) for i in n["input"])
+        if nodes.get(a, {}).get("op") == "Abs" and [_ref(i) for i in nodes[a]["input"]] == [x]:
+            n["input"] = [n["input"][1], n["input"][0]]
+            flipped += 1
+    return flipped
+
+
+Step = tuple[StepFn, tuple[int, ...], int]
+
+
+def _live_steps(steps: list[Step], output: int) -> list[Step]:
+    """The steps the output depends on (peepholes such as the PReLU idiom leave others behind)."""
+    needed, live = {output}, []
+    for step in reversed(steps):
+        if step[2] in needed:
+            live.append(step)
+            needed.update(step[1])
+    return live[::-1]
 
 
 def _topological(nodes: dict[str, Node], output: str) -> list[str]:
@@ -547,6 +669,8 @@ class TFJSGraphModule(torch.nn.Module):
         input_name: the placeholder fed by ``forward``'s argument.
         bin_paths: weight shards, in manifest order; default: the files the manifest names,
             next to the JSON.
+        repair: optional rewrite of the node table (name -> node) before it is built, for graphs the
+            converter got wrong (see :func:`unfuse_prelu_relu`).
 
     ``forward(x)``: a rank-4 input is NCHW (the TF NHWC tensor, permuted); so is a rank-4 output.
     Only nodes the output depends on are built; an unsupported op raises ``NotImplementedError``.
@@ -558,12 +682,16 @@ class TFJSGraphModule(torch.nn.Module):
         output_name: str,
         input_name: str,
         bin_paths: Sequence[str | Path] | None = None,
+        repair: Callable[[dict[str, Node]], None] | None = None,
     ) -> None:
         super().__init__()
         model = json.loads(Path(graph_path).read_text())
         nodes = {n["name"]: n for n in model["modelTopology"]["node"]}
+        if repair is not None:
+            repair(nodes)
         weights = load_weights(graph_path, bin_paths)
         builder = _Builder()
+        builder.nodes = nodes
         input_name, output_name = _ref(input_name), _ref(output_name)
         order = _topological(nodes, output_name)
         if input_name not in order:
@@ -593,7 +721,7 @@ class TFJSGraphModule(torch.nn.Module):
         self._input_slot = builder.values[input_name].slot
         self._output_slot = out.slot
         self._num_slots = builder.num_slots
-        self._steps = builder.steps
+        self._steps = _live_steps(builder.steps, out.slot)
         self._const_slots: list[tuple[int, str]] = []
         for key, (slot, value) in builder.buffers.items():
             self.register_buffer(key, torch.from_numpy(np.array(value, dtype=np.float32)))

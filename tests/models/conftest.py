@@ -12,6 +12,7 @@ _FILES: dict[str, tuple[str, str]] = {
     "faceres": ("model.json", "model.bin"),
     "faceres-deep": ("model.json", "model.bin"),
     "mobileface": ("model.json", "model.bin"),
+    "mobilefacenet": ("model.json", "model.bin"),
     "faceapi-resnet": ("manifest.json", "model.bin"),
 }
 

@@ -1,7 +1,8 @@
 """TF.js -> torch conversion: weight decoding, the graph interpreter, and the real recognizers.
 
 (a) the interpreter on tiny hand-built graphs, each op against a numpy NHWC reference;
-(b) the real models against embeddings from the original TF.js runtime (tests/fixtures/reference);
+(b) the real models against embeddings from the original runtime (tests/fixtures/reference: TF.js, TFLite for
+    mobilefacenet);
 (c) gradients through the real models.
 """
 
@@ -22,8 +23,9 @@ from ally_models.recognizers import (
     load_faceapi_resnet,
     load_faceres,
     load_mobileface,
+    load_mobilefacenet,
 )
-from ally_models.tfjs_graph import TFJSGraphModule
+from ally_models.tfjs_graph import TFJSGraphModule, flip_prelu_slopes, unfuse_prelu_relu
 from ally_models.tfjs_weights import decode_weights, load_weights
 
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "reference"
@@ -332,6 +334,7 @@ UNARY: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "Sqrt": lambda v: np.sqrt(np.abs(v)),
     "Rsqrt": lambda v: 1 / np.sqrt(np.abs(v)),
     "Square": np.square,
+    "Abs": np.abs,
     "Elu": lambda v: np.where(v > 0, v, np.expm1(np.minimum(v, 0))),
 }
 
@@ -393,6 +396,89 @@ def test_fused_matmul(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         run_graph(tmp_path, graph, {"w": b, "b": bias}, a), np.maximum(a @ b + bias, 0), atol=1e-5
     )
+
+
+def test_squeeze_spatial_dims(tmp_path: Path) -> None:
+    """[N, 1, 1, C] -> [N, C], as the end of a conv net (TF's SpatialSqueeze)."""
+    x = rand(2, 1, 1, 5)
+    graph = [placeholder("x", x.shape), node("i", "Relu", ["x"]), node("out", "Squeeze", ["i"], squeeze_dims=[1, 2])]
+    np.testing.assert_array_equal(run_graph(tmp_path, graph, {}, x), np.maximum(x, 0).reshape(2, 5))
+
+
+def test_squeeze_of_a_dim_that_is_not_one_raises(tmp_path: Path) -> None:
+    x = rand(2, 1, 3, 5)
+    graph = [placeholder("x", x.shape), node("i", "Relu", ["x"]), node("out", "Squeeze", ["i"], squeeze_dims=[1, 2])]
+    with pytest.raises(ValueError, match="Squeeze"):
+        run_graph(tmp_path, graph, {}, x)
+
+
+def test_squeeze_without_dims_is_rejected(tmp_path: Path) -> None:
+    graph = [placeholder("x", (2, 1, 1, 5)), node("out", "Squeeze", ["x"])]
+    with pytest.raises(NotImplementedError, match="squeeze_dims"):
+        TFJSGraphModule(write_graph(tmp_path, graph, {}), "out", "x")
+
+
+def misconverted_prelu_graph(shape: tuple[int, ...]) -> list[dict[str, Any]]:
+    """The TF.js converter's output for conv -> PReLU ``relu(y) + m * (y - abs(y))``: the ReLU fused into the conv,
+    and every reader of ``y`` reading the fused node instead."""
+    return [
+        placeholder("x", shape),
+        node("conv", "_FusedConv2D", ["x", "w", "b"], strides=[1] * 4, padding="SAME", fused_ops=["BiasAdd", "Relu"]),
+        node("abs", "Abs", ["conv"]),
+        node("sub", "Sub", ["conv", "abs"]),
+        node("mul_1", "Mul", ["sub", "m"]),
+        node("out", "Add", ["conv", "mul_1"]),
+    ]
+
+
+def test_prelu_repairs(tmp_path: Path) -> None:
+    x, w, bias, m = rand(1, 5, 5, 2), rand(3, 3, 2, 4), rand(4), np.abs(rand(4)) + 0.1
+    consts = {"w": w, "b": bias, "m": m}
+    y = np_conv(x, w, 1, (1, 1, 1, 1)) + bias
+    path = write_graph(tmp_path, misconverted_prelu_graph(x.shape), consts)
+
+    def run(repair: Callable[[dict[str, Any]], None] | None) -> np.ndarray:
+        module = TFJSGraphModule(path, "out", "x", repair=repair)
+        with torch.no_grad():
+            return module(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+
+    np.testing.assert_allclose(run(None), np.maximum(y, 0), atol=1e-5)  # the fault: PReLU became ReLU
+    counts: list[int] = []
+    np.testing.assert_allclose(
+        run(lambda nodes: counts.append(unfuse_prelu_relu(nodes))), np.maximum(y, 0) + m * (y - np.abs(y)), atol=1e-5
+    )
+    both = run(lambda nodes: counts.extend([unfuse_prelu_relu(nodes), flip_prelu_slopes(nodes)]))
+    np.testing.assert_allclose(both, np.maximum(y, 0) - m * (y - np.abs(y)), atol=1e-5)
+    assert counts == [1, 1, 1]
+    assert (y < 0).any() and (y > 0).any()
+
+
+def test_prelu_idiom_runs_as_one_step(tmp_path: Path) -> None:
+    """``relu(y) + m * (y - abs(y))`` becomes one PReLU step (slope 2m); the Relu/Abs/Sub/Mul steps are pruned."""
+    x, w, bias, m = rand(1, 4, 4, 2), rand(3, 3, 2, 3), rand(3), rand(3)
+    path = write_graph(tmp_path, misconverted_prelu_graph(x.shape), {"w": w, "b": bias, "m": m})
+    module = TFJSGraphModule(path, "out", "x", repair=unfuse_prelu_relu)
+    assert len(module._steps) == 2  # the conv and the PReLU
+    y = np_conv(x, w, 1, (1, 1, 1, 1)) + bias
+    xt = torch.from_numpy(x).permute(0, 3, 1, 2).requires_grad_(True)
+    out = module(xt)
+    np.testing.assert_allclose(out.detach().permute(0, 2, 3, 1).numpy(), np.where(y >= 0, y, 2 * m * y), atol=1e-5)
+    out.sum().backward()
+    assert xt.grad is not None and xt.grad.abs().sum() > 0
+
+
+def test_prelu_repairs_leave_other_graphs_alone(tmp_path: Path) -> None:
+    """A fused conv+ReLU read by something other than the PReLU idiom, and a Sub of unrelated values, stay."""
+    graph = [
+        placeholder("x", (1, 3, 3, 2)),
+        node("conv", "_FusedConv2D", ["x", "w", "b"], strides=[1] * 4, padding="SAME", fused_ops=["BiasAdd", "Relu"]),
+        node("abs", "Abs", ["x"]),
+        node("sub", "Sub", ["conv", "abs"]),
+        node("out", "Add", ["conv", "sub"]),
+    ]
+    nodes = {n["name"]: n for n in json.loads(json.dumps(graph))}
+    assert unfuse_prelu_relu(nodes) == 0 and flip_prelu_slopes(nodes) == 0
+    assert nodes == {n["name"]: n for n in graph}
 
 
 def test_reshape_flattens_in_nhwc_order(tmp_path: Path) -> None:
@@ -536,6 +622,8 @@ def load_real(model_id: str, model_files: Callable[[str], tuple[Path, Path]]) ->
     graph_or_manifest, bin_path = model_files(model_id)
     if model_id == "mobileface":
         return load_mobileface(graph_or_manifest, bin_path)
+    if model_id == "mobilefacenet":
+        return load_mobilefacenet(graph_or_manifest, bin_path)
     if model_id == "faceapi-resnet":
         return load_faceapi_resnet(graph_or_manifest, bin_path)
     return load_faceres(graph_or_manifest, bin_path, model_id=model_id)
@@ -546,6 +634,7 @@ REAL_MODELS = [
     ("faceres-deep", 224, 1024),
     ("mobileface", 112, 256),
     ("faceapi-resnet", 150, 128),
+    ("mobilefacenet", 112, 192),  # its reference comes from the original TFLite file, not TF.js
 ]
 
 
