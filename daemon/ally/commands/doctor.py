@@ -117,6 +117,7 @@ def check_store():
 
 def port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the daemon binds: TIME_WAIT is no conflict
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
