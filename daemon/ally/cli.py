@@ -13,6 +13,7 @@ from .config import ConfigError, load_config
 from .levels import Level
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+LEVEL_HELP = "off | low | medium | high (off: only scrub metadata; default: the config's level)"
 
 
 def _level(value: str) -> Level:
@@ -28,16 +29,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("protect", help="cloak the faces in photos and remove their metadata")
-    p.add_argument("photos", nargs="+", type=Path, help="photos to protect (JPEG, PNG, WebP, TIFF, BMP)")
+    p.add_argument("photos", nargs="+", type=Path,
+                   help="photos to protect (JPEG, PNG, WebP, TIFF, BMP; a still GIF is written as PNG)")
     p.add_argument("-o", "--output-dir", type=Path, help="write here, same file names (default: beside "
                    "each photo as NAME.ally.EXT)")
-    p.add_argument("--level", type=_level, help="low | medium | high (default: the config's level)")
+    p.add_argument("--level", type=_level, help=LEVEL_HELP)
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
 
     d = sub.add_parser("demo", help="pull the models and protect a bundled sample photo")
     d.add_argument("-o", "--output-dir", type=Path, default=Path("ally-demo"))
-    d.add_argument("--level", type=_level, default=Level.MEDIUM)
+    d.add_argument("--level", type=_level, default=Level.MEDIUM, help="off | low | medium | high (default: medium)")
 
     m = sub.add_parser("models", help="the model cache: list | pull | verify | rm")
     m.add_argument("action", choices=["list", "pull", "verify", "rm"])
@@ -72,11 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("protect-text", help="rewrite text so age, gender and region cannot be read from it")
     t.add_argument("file", nargs="?", type=Path, help="text file (default: standard input)")
-    t.add_argument("--level", type=_level, help="low | medium | high (default: the config's level)")
+    t.add_argument("--level", type=_level, help=LEVEL_HELP)
     t.add_argument("--private", action="append", default=[], metavar="WORD", help="a private word to hide")
     t.add_argument("--safe", action="append", default=[], metavar="NAME", help="a name never to change")
     t.add_argument("--diff", action="store_true", help="print the changes as a word diff to standard error")
     t.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    dr = sub.add_parser("doctor", help="check the installation: venv, torch, models, keyring, daemon, autostart")
+    dr.add_argument("--port", type=int, help="the daemon's port (default: the running daemon's, else the config's)")
+    dr.add_argument("--quick", action="store_true", help="check model files' presence, not their sha256")
 
     b = sub.add_parser("bench", help="seconds and peak memory per photo, per level")
     b.add_argument("--levels", default="low,medium,high")
@@ -123,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             from .commands.text import run_protect_text
 
             return run_protect_text(args)
+        if args.command == "doctor":
+            from .commands.doctor import run_doctor
+
+            return run_doctor(args)
         if args.command == "bench":
             from .bench import run_bench
 
@@ -147,13 +157,13 @@ def _models(args: argparse.Namespace, cache: ModelCache) -> int:
         print(f"cache: {cache.root}")
         return EXIT_OK
     if args.action == "pull":
-        from tqdm import tqdm
+        from .commands.progress import Progress
 
-        bars: dict[str, tqdm] = {}
+        bars: dict[str, Progress] = {}
 
         def progress(name: str, done: int, total: int | None) -> None:
-            bar = bars.setdefault(name, tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False))
-            bar.update(done - bar.n)
+            bar = bars.setdefault(name, Progress(name, total=total or 0, unit="B", unit_scale=True))
+            bar.update(done)
 
         written = cache.pull(ids, progress=progress)
         for bar in bars.values():

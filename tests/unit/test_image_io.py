@@ -152,7 +152,13 @@ def test_jpeg_quality_subsampling_and_save_params() -> None:
     loaded = load_image(encode(Image.fromarray(rgb), "JPEG", quality=83, subsampling=2))
     assert (loaded.format, loaded.mode, loaded.jpeg_quality, loaded.jpeg_subsampling) == ("JPEG", "RGB", 83, "4:2:0")
     again = load_image(save_bytes(loaded.rgb, loaded))
-    assert again.jpeg_quality == 95 and again.jpeg_subsampling == "4:4:4"  # never below 95
+    assert again.jpeg_quality == 83 and again.jpeg_subsampling == "4:2:0"  # about the source's, not 95 / 4:4:4
+    low = load_image(encode(Image.fromarray(rgb), "JPEG", quality=40, subsampling=1))
+    again = load_image(save_bytes(low.rgb, low))
+    assert again.jpeg_quality == 75 and again.jpeg_subsampling == "4:2:2"  # never below MIN_JPEG_QUALITY
+    png = load_image(encode(Image.fromarray(rgb), "PNG"))
+    as_jpeg = load_image(save_bytes(png.rgb, png, format="JPEG"))
+    assert as_jpeg.jpeg_quality == 95 and as_jpeg.jpeg_subsampling == "4:4:4"  # no source quality to keep
     high = load_image(encode(Image.fromarray(rgb), "JPEG", quality=98))
     assert load_image(save_bytes(high.rgb, high)).jpeg_quality == 98
     assert load_image(save_bytes(high.rgb, high, quality=90)).jpeg_quality == 90

@@ -7,24 +7,27 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ally_models.cache import default_cache
 
 from ..engine import Engine, PhotoProtection
 from ..imaging.errors import ImageError, ImageWriteError, WouldOverwriteSourceError
-from ..imaging.io import load_image, save_image
+from ..imaging.io import load_image, save_image, save_scrubbed
 from ..imaging.metadata import metadata_report
 from ..levels import Level
+from .progress import Progress
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
+READ_ONLY_SUFFIXES = {".gif": ".png"}  # GIF is read, written as PNG (a 256-colour palette erases a cloak)
+
+
 def output_path(src: Path, output_dir: Path | None) -> Path:
-    """``DIR/NAME`` with ``-o DIR``, else ``NAME.ally.EXT`` beside the original."""
+    """``DIR/NAME`` with ``-o DIR``, else ``NAME.ally.EXT`` beside the original (a GIF's EXT becomes .png)."""
+    suffix = READ_ONLY_SUFFIXES.get(src.suffix.lower(), src.suffix)
     if output_dir is not None:
-        return output_dir / src.name
-    return src.with_name(f"{src.stem}.ally{src.suffix}")
+        return output_dir / f"{src.stem}{suffix}"
+    return src.with_name(f"{src.stem}.ally{suffix}")
 
 
 def protect_file(engine: Engine, src: Path, dst: Path, level: Level, *, force: bool = False) -> PhotoProtection:
@@ -34,14 +37,13 @@ def protect_file(engine: Engine, src: Path, dst: Path, level: Level, *, force: b
     if dst.exists() and not force:
         raise ImageWriteError(f"{dst} exists; use --force to replace it", source=src)
     image = load_image(src)
-    with tqdm(total=100, desc=src.name, unit="%", leave=False, bar_format="{l_bar}{bar}| {elapsed}") as bar:
-        def progress(stage: str, fraction: float) -> None:
-            bar.set_postfix_str(stage)
-            bar.update(round(fraction * 100) - bar.n)
-
-        result = engine.protect(image, level, progress)
+    with Progress(src.name) as bar:
+        result = engine.protect(image, level, lambda stage, fraction: bar.update(round(fraction * 100), stage))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    save_image(result.rgb, image, dst)
+    if result.cloaked:
+        save_image(result.rgb, image, dst, format="PNG" if image.format == "GIF" else None)
+    else:
+        save_scrubbed(image, dst)  # pixels unchanged: metadata removed in the container, no re-encode
     return result
 
 
@@ -50,6 +52,8 @@ def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
     scrub = "metadata removed" if not left.get("identifying") else f"metadata LEFT: {left['identifying']}"
     if not result.faces:
         return f"{src} → {dst}: no face found; pixels unchanged, {scrub}"
+    if not result.cloaked:
+        return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked (level off); pixels unchanged, {scrub}"
     sims = [min(r.similarity.values()) for r in result.reports]
     return (f"{src} → {dst}: {len(result.faces)} face(s) cloaked at {result.level.value}; "
             f"surrogate similarity to the original ≤ {max(sims):.2f}; {scrub}")
@@ -85,7 +89,7 @@ def run_demo(args: argparse.Namespace) -> int:
     engine = Engine(replace(config, level=args.level), cache)
     engine.warm_up()
     sample = cache.files("faceapi-samples", pull=True)["sample1.jpg"]
-    dst = args.output_dir / "sample1.protected.jpg"
+    dst = args.output_dir / f"{sample.stem}.ally{sample.suffix}"  # the name `ally protect` would give it
     result = protect_file(engine, sample, dst, args.level, force=True)
     print(_describe(sample, dst, result))
     return EXIT_OK

@@ -19,8 +19,16 @@ def run_protect_text(args: argparse.Namespace) -> int:
     config = config_for(args)
     level = args.level or config.level
     text = args.file.read_text(encoding="utf-8") if args.file else sys.stdin.read()
-    print("loading text models (the first run trains the classifiers: about a minute)", file=sys.stderr)
-    protector = load_text_protector(config, default_cache(), log=lambda s: print("  " + s, file=sys.stderr),
+    print("loading text models", file=sys.stderr)
+    training = []
+
+    def log(line: str) -> None:  # called only while the classifiers are being fitted (the first run)
+        if not training:
+            training.append(True)
+            print("first run: training the text classifiers on this machine (about a minute, once)", file=sys.stderr)
+        print("  " + line, file=sys.stderr)
+
+    protector = load_text_protector(config, default_cache(), log=log,
                                     private_words=args.private, safe_names=args.safe)
     result = protector.protect(text, level)
     if args.json:

@@ -13,7 +13,7 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,11 +42,13 @@ __all__ = [
     "LoadedImage",
     "Source",
     "encode_image",
+    "scrubbed_bytes",
     "estimate_jpeg_quality",
     "image_size",
     "load_image",
     "read_source",
     "save_image",
+    "save_scrubbed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -59,9 +61,13 @@ logger = logging.getLogger(__name__)
 MAX_PIXELS = 50_000_000
 # Generous for a 50 MP PNG; stops us reading arbitrarily large files into memory.
 MAX_FILE_BYTES = 512 * 1024 * 1024
-# High because the hosting site will recompress anyway and each generation of
-# loss erodes the perturbation.
+# For JPEGs whose quality cannot be estimated (and non-JPEG sources saved as JPEG).
+# A JPEG source is written back at about its own quality and chroma subsampling:
+# the cloak is optimised through JPEG 65-90 with 4:2:0 chroma, so it survives
+# that, and matching the source keeps the file about the source's size.
 DEFAULT_JPEG_QUALITY = 95
+# Never below this, whatever the source: each generation of loss erodes the perturbation.
+MIN_JPEG_QUALITY = 75
 
 # Formats we decode. Restricting Pillow's plugins also keeps exotic decoders
 # (a classic attack surface) away from untrusted files.
@@ -70,6 +76,7 @@ _READ_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP", "GIF")
 # Formats we write. GIF is read-only: its 256-colour palette would erase the perturbation.
 _WRITE_FORMATS = ("JPEG", "PNG", "WEBP", "TIFF", "BMP")
 _SUBSAMPLING_NAMES = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+_SUBSAMPLING_CODES = {v: k for k, v in _SUBSAMPLING_NAMES.items()}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 _ORIENTATION_TAG = 0x0112
@@ -95,6 +102,7 @@ class LoadedImage:
     jpeg_subsampling: str | None  # "4:4:4", "4:2:2", "4:2:0"
     webp_lossless: bool | None
     source_path: Path | None
+    source_bytes: bytes | None = field(default=None, repr=False)  # the file as read, for lossless scrubbing
 
     @property
     def width(self) -> int:
@@ -148,6 +156,7 @@ def load_image(source: Source) -> LoadedImage:
             jpeg_subsampling=_jpeg_subsampling(image) if fmt == "JPEG" else None,
             webp_lossless=_webp_lossless(data) if fmt == "WEBP" else None,
             source_path=path,
+            source_bytes=data,
         )
 
 
@@ -405,9 +414,11 @@ def save_image(
     Same format (unless ``format`` is given), same upright pixel size, alpha
     re-attached, grey saved as grey; only the ICC profile is kept (no EXIF,
     XMP, IPTC, comments or text chunks). JPEG cannot hold alpha, so a
-    transparent source saved as JPEG loses it. JPEG is written 4:4:4 at
-    ``quality``, default the higher of the source's estimated quality and
-    :data:`DEFAULT_JPEG_QUALITY`. A path is written atomically and never
+    transparent source saved as JPEG loses it. A JPEG source is written at
+    ``quality``, default its own estimated quality (at least
+    :data:`MIN_JPEG_QUALITY`), and with its own chroma subsampling; other
+    sources as JPEG at :data:`DEFAULT_JPEG_QUALITY`, 4:4:4. Pixels that did not
+    change are better written with :func:`save_scrubbed` (no re-encode). A path is written atomically and never
     replaces ``like``'s own file unless ``overwrite_source`` is True.
     """
     rgb = np.asarray(rgb)
@@ -447,6 +458,43 @@ def encode_image(
     return buffer.getvalue(), _MIME_TYPES[fmt]
 
 
+def scrubbed_bytes(like: LoadedImage) -> tuple[bytes, str]:
+    """The source file without identifying metadata, pixels bit-exact: (bytes, MIME type).
+
+    JPEG, PNG and WebP are scrubbed in their container (no decode, no re-encode; a JPEG's EXIF orientation is
+    kept as its only tag, so the photo still shows upright). Other formats, PNG/WebP with a rotation in EXIF,
+    and containers the scrubber does not trust are re-encoded from the decoded pixels as :func:`save_image`
+    does (lossless for PNG, TIFF and BMP).
+    """
+    from ally.imaging import strip
+
+    data = like.source_bytes
+    if data is not None:
+        try:
+            if like.format == "JPEG":
+                return strip.strip_jpeg(data, like.orientation), _MIME_TYPES["JPEG"]
+            if like.format == "PNG" and like.orientation == 1:
+                return strip.strip_png(data), _MIME_TYPES["PNG"]
+            if like.format == "WEBP" and like.orientation == 1:
+                return strip.strip_webp(data), _MIME_TYPES["WEBP"]
+        except strip.StripError as exc:
+            logger.warning("%s: cannot scrub the container (%s); re-encoding", like.source_path or "image", exc)
+    if like.format not in _WRITE_FORMATS:  # GIF: written as PNG, losslessly
+        return encode_image(like.rgb, like, format="PNG")
+    return encode_image(like.rgb, like)
+
+
+def save_scrubbed(like: LoadedImage, destination: str | os.PathLike[str], *, overwrite_source: bool = False) -> str:
+    """Write :func:`scrubbed_bytes` to a path, atomically; returns the format written ("JPEG", "PNG", ...)."""
+    data, mime = scrubbed_bytes(like)
+    path = Path(destination)
+    if not overwrite_source and like.source_path is not None and _same_file(path, like.source_path):
+        raise WouldOverwriteSourceError("refusing to overwrite the original photo; choose another output path",
+                                        source=path)
+    _atomic_write(path, lambda fp: fp.write(data))
+    return next(f for f, m in _MIME_TYPES.items() if m == mime)
+
+
 def image_size(data: bytes) -> tuple[int, int]:
     """(width, height) as stored, read from the header only: nothing is decoded (a cheap bomb check).
 
@@ -470,8 +518,11 @@ def _save_params(like: LoadedImage, fmt: str, quality: int | None) -> dict[str, 
     if like.icc_profile and fmt != "BMP" and _icc_colour_space(like.icc_profile) == ("GRAY" if like.grey else "RGB"):
         params["icc_profile"] = like.icc_profile
     if fmt == "JPEG":
-        params["quality"] = quality or max(like.jpeg_quality or 0, DEFAULT_JPEG_QUALITY)
-        params["subsampling"] = 0  # 4:4:4: chroma subsampling would blur away the perturbation
+        source_quality = like.jpeg_quality if like.format == "JPEG" else None
+        params["quality"] = quality or max(source_quality or DEFAULT_JPEG_QUALITY, MIN_JPEG_QUALITY)
+        # The source's chroma subsampling; 4:4:4 for other sources (and grey, where it does not apply).
+        subsampling = like.jpeg_subsampling if like.format == "JPEG" else None
+        params["subsampling"] = _SUBSAMPLING_CODES.get(subsampling or "4:4:4", 0)
         params["optimize"] = True
     elif fmt == "WEBP":
         if like.webp_lossless and quality is None:

@@ -50,7 +50,8 @@ def metadata_report(source: Source) -> dict[str, Any]:
     (bool); ``comments`` (JPEG COM); ``text`` (PNG text chunks); ``other``
     (other metadata-bearing segments, e.g. ``"APP12:Ducky"``, ``"tIME"``);
     ``icc_profile`` (bool, kept on purpose); and ``identifying``: the keys of
-    :data:`IDENTIFYING_KEYS` that are non-empty.
+    :data:`IDENTIFYING_KEYS` that are non-empty (an EXIF holding only the
+    Orientation tag, which a losslessly scrubbed JPEG keeps, does not count).
     """
     data, path = read_source(source)
     container = _container(data)
@@ -85,8 +86,18 @@ def metadata_report(source: Source) -> dict[str, Any]:
         _scan_png(data, report)
     elif container == "WEBP":
         _scan_webp(data, report)
-    report["identifying"] = [key for key in IDENTIFYING_KEYS if report[key]]
+    report["identifying"] = [key for key in IDENTIFYING_KEYS if _identifying(key, report[key])]
     return report
+
+
+# EXIF tags that say how to show the pixels, not who, where or when: a scrubbed JPEG may keep them.
+_DISPLAY_EXIF = {"Orientation"}
+
+
+def _identifying(key: str, value: Any) -> bool:
+    if key == "exif":
+        return bool(set(value) - _DISPLAY_EXIF)
+    return bool(value)
 
 
 def _container(data: bytes) -> str | None:
