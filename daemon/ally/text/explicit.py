@@ -344,7 +344,8 @@ _AGE_AT = re.compile(r"(?<![\w'])(at|since|until|till|by|before|after)\s+(?:the\
                      r"|o'clock|a\.?m|p\.?m|tonight|today|tomorrow|hrs))", re.IGNORECASE)
 _AGE_AGED = re.compile(r"(?<![\w'])(aged?|age\s+of)\s+" + NUM + r"\b", re.IGNORECASE)
 _AGE_YEARS = re.compile(r"(?<![\w'.$£€])" + NUM + r"(" + _YEARS + r")(?!\w)", re.IGNORECASE)
-_AGE_LEAD = re.compile(r"(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n]))\s*" + NUM + r"(?=(?:\s+and\s|\s*,\s*(?:male|female|m|f|"
+_AGE_LEAD = re.compile(r"(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n])|(?<=,\s)(?=\d\d\s+and\s+(?:still|retired|counting|loving|single"
+                       r"|married|divorced|widowed|happy|proud)\b))\s*" + NUM + r"(?=(?:\s+and\s|\s*,\s*(?:male|female|m|f|"
                        r"single|married|divorced|retired|and|still|from|living|mother|mom|dad|father|mum|student)\b))",
                        re.IGNORECASE)
 _AGE_SEX = re.compile(r"(?<![\w/])(?:(\d{2})\s?/?\s?([MFmf])|([MFmf])\s?/?\s?(\d{2}))(?![\w/])")
@@ -759,7 +760,8 @@ class ExplicitPass:
             new = DIALECT.get(low)
             if new is not None:
                 ctx = _DIALECT_CONTEXT.get(low)
-                if ctx is not None and not ctx.search(text[:m.start()]):
+                vocative = low == "mate" and re.match(r"\s*(?:[.!?,]|$)", text[m.end():])  # "brutal, mate."
+                if ctx is not None and not ctx.search(text[:m.start()]) and not vocative:
                     continue
                 if new == "":
                     s, e = widen_deletion(text, m.start(), m.end())

@@ -239,16 +239,24 @@ def load_wordnet_synonyms(files: dict[str, Path], senses: int = 2) -> dict[str, 
                     continue
                 tagged = int(fields[5 + n_ptr])
                 rows.setdefault(lemma, []).append((pos, tagged, n_synsets, fields[6 + n_ptr:6 + n_ptr + n_synsets]))
-    dominant = {lemma: max(r, key=lambda x: (x[1], x[2]))[0] for lemma, r in rows.items()}
+    def top(r):  # the parts of speech that tie for the most tagged senses
+        best = max(x[1] for x in r)
+        return {x[0] for x in r if x[1] == best}
+
+    dominant = {lemma: top(r) for lemma, r in rows.items()}
+    pos_sets = {lemma: {x[0] for x in r} for lemma, r in rows.items()}
     out: dict[str, list[str]] = {}
     for lemma, r in rows.items():
+        tied = dominant[lemma]
         for pos, _tagged, _n, offsets in r:
-            if pos != dominant[lemma]:
+            if pos not in tied:
                 continue
             syns = out.setdefault(lemma, [])
             for off in offsets[:senses]:
                 for w in synsets.get((pos, off), []):
-                    if w != lemma and "_" not in w and w.isalpha() and w not in syns and dominant.get(w, pos) == pos:
+                    # a tie ("hate": a noun and a verb) admits only words that can be all of them
+                    if w != lemma and "_" not in w and w.isalpha() and w not in syns \
+                            and pos in dominant.get(w, {pos}) and tied <= pos_sets.get(w, tied):
                         syns.append(w)
     return {k: v for k, v in out.items() if v}
 
