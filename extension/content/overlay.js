@@ -13,6 +13,8 @@
     .box[data-state=error] .dot { background: #dc2626; }
     .box[data-state=done] .dot { background: #16a34a; }
     .msg { white-space: pre-wrap; word-break: break-word; }
+    .report { margin: 6px 0 0; padding-left: 18px; font-size: 12px; }
+    .report li.warn { color: #92400e; }
     .bar { height: 6px; background: #e2e8f0; border-radius: 3px; margin: 8px 0 2px; overflow: hidden; }
     .fill { height: 100%; width: 0; background: #2563eb; transition: width .2s; }
     .stage { color: #64748b; font-size: 12px; }
@@ -43,6 +45,7 @@
           <div class="bar"><div class="fill"></div></div>
           <div class="stage"></div>
           <div class="diff" hidden></div>
+          <ul class="report" data-goal="" hidden></ul>
           <div class="buttons"></div>
         </div>`;
       const style = document.createElement("style");
@@ -93,6 +96,22 @@
         el.appendChild(node);
       }
       el.hidden = false;
+    }
+
+    /** What still shows after text protection (the daemon's report.notes; warnings for what is left). */
+    report(report) {
+      const el = this.root.querySelector(".report");
+      el.textContent = "";
+      if (!report) { el.hidden = true; return; }
+      el.dataset.goal = report.goal_reached ? "reached" : "not-reached";
+      const warn = !report.goal_reached || report.left?.length || report.reader?.some((r) => r.still_shows);
+      for (const note of report.notes ?? []) {
+        const li = document.createElement("li");
+        li.textContent = note;
+        if (warn) li.className = "warn";
+        el.appendChild(li);
+      }
+      el.hidden = !el.childElementCount;
     }
 
     /** Buttons: [{label, kind: primary|danger|plain, action, onClick}]. Replaces the current ones. */
