@@ -343,7 +343,8 @@ _AGE_AT = re.compile(r"(?<![\w'])(at|since|until|till|by|before|after)\s+(?:the\
                      r"(?:\s*(?:years?\s+old|yrs?\s+old|y/?o))?(?![\w%]*\d)(?!\s*(?:" + _UNITS +
                      r"|o'clock|a\.?m|p\.?m|tonight|today|tomorrow|hrs))", re.IGNORECASE)
 _AGE_AGED = re.compile(r"(?<![\w'])(aged?|age\s+of)\s+" + NUM + r"\b", re.IGNORECASE)
-_AGE_YEARS = re.compile(r"(?<![\w'.$£€])" + NUM + r"(" + _YEARS + r")(?!\w)", re.IGNORECASE)
+_AGE_YEARS = re.compile(r"(?<![\w'.$£€])" + NUM + r"(\s*-?\s*(?:years?|yrs?|yr)\s*-?\s*old|\s*y/?o\b|\s*y\.o\.?|\s*yo\b)"
+                        r"(?!\w)", re.IGNORECASE)  # "10 years ago" is not an age: "old" or "yo" must follow
 _AGE_LEAD = re.compile(r"(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n])|(?<=,\s)(?=\d\d\s+and\s+(?:still|retired|counting|loving|single"
                        r"|married|divorced|widowed|happy|proud)\b))\s*" + NUM + r"(?=(?:\s+and\s|\s*,\s*(?:male|female|m|f|"
                        r"single|married|divorced|retired|and|still|from|living|mother|mom|dad|father|mum|student)\b))",

@@ -248,15 +248,18 @@ def load_wordnet_synonyms(files: dict[str, Path], senses: int = 2) -> dict[str, 
     out: dict[str, list[str]] = {}
     for lemma, r in rows.items():
         tied = dominant[lemma]
+        # every part of speech the lemma is seen in (SemCor): "laugh" is tagged as a noun and a verb, so
+        # "laughter" (a noun only) could not stand for "make me laugh"
+        used = {x[0] for x in r if x[1] > 0} or tied
         for pos, _tagged, _n, offsets in r:
             if pos not in tied:
                 continue
             syns = out.setdefault(lemma, [])
             for off in offsets[:senses]:
                 for w in synsets.get((pos, off), []):
-                    # a tie ("hate": a noun and a verb) admits only words that can be all of them
+                    # a word used in several parts of speech admits only synonyms that can be all of them
                     if w != lemma and "_" not in w and w.isalpha() and w not in syns \
-                            and pos in dominant.get(w, {pos}) and tied <= pos_sets.get(w, tied):
+                            and pos in dominant.get(w, {pos}) and used <= pos_sets.get(w, used):
                         syns.append(w)
     return {k: v for k, v in out.items() if v}
 

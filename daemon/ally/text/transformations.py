@@ -140,6 +140,8 @@ def _filler_in_context(words: Sequence[Word], i: int, low: str) -> bool:
         return i > 0 and bool(after) and after not in _SO_BEFORE_NOT
     if low == "pretty":
         return after in _PRETTY_BEFORE or (after.endswith("ly") and len(after) > 4)
+    if low == "quite":
+        return after not in ("a", "an", "the")  # "quite a bit" (a lot) is not "a bit"
     if low == "well":
         return False  # "well" as a filler and "well" as health or manner cannot be told apart from words alone
     return True

@@ -53,3 +53,22 @@ def _table(model_cache):
     if "t" not in _TABLES:
         _TABLES["t"] = R.load_wordnet_synonyms(model_cache.files(R.WORDNET_MODEL, pull=False))
     return _TABLES["t"]
+
+
+@pytest.mark.real_models
+@pytest.mark.parametrize("word,bad,sentence", [
+    ("laugh", "laughter", "those comments make me laugh"), ("load", "loading", "all you do is load this program"),
+])
+def test_words_used_as_verbs_keep_verb_synonyms(word, bad, sentence, real_model, model_cache):
+    """Read in `ally eval text` rewrites (issue 11): SemCor tags "laugh" and "load" as nouns more often."""
+    real_model(R.WORDNET_MODEL)
+    ws = words(sentence)
+    i = next(k for k, w in enumerate(ws) if w.lower == word)
+    assert bad not in [c.new.lower() for c in Synonyms(_table(model_cache)).candidates(ws, i)]
+
+
+def test_quite_a_bit_keeps_quite():
+    from ally.text.transformations import DeleteFillers
+
+    assert DeleteFillers().candidates(words("I read quite a bit"), 2) == []
+    assert DeleteFillers().candidates(words("it was quite good"), 2)

@@ -113,3 +113,8 @@ def test_articles_are_fixed_only_where_the_next_word_changed():
     text = "a really old car"
     edits = [Edit(2, 9, "really ", "", "d")]
     assert apply_edits(text, [*edits, *fix_articles(text, edits)]) == "an old car"
+
+
+def test_durations_are_not_ages():
+    assert rewrite("This happened about 10 years ago.") == "This happened about 10 years ago."
+    assert rewrite("We have been married 12 years.") == "We have been married 12 years."
