@@ -345,6 +345,8 @@ _AGE_AT = re.compile(r"(?<![\w'])(at|since|until|till|by|before|after)\s+(?:the\
 _AGE_AGED = re.compile(r"(?<![\w'])(aged?|age\s+of)\s+" + NUM + r"\b", re.IGNORECASE)
 _AGE_YEARS = re.compile(r"(?<![\w'.$£€])" + NUM + r"(\s*-?\s*(?:years?|yrs?|yr)\s*-?\s*old|\s*y/?o\b|\s*y\.o\.?|\s*yo\b)"
                         r"(?!\w)", re.IGNORECASE)  # "10 years ago" is not an age: "old" or "yo" must follow
+_AGE_IM_A = re.compile(r"(?<![\w'])" + _I_AM + r"\s+an?\s+(" + NUM + r"\s*-?\s*(?:years?|yrs?)(?:\s*-?\s*old)?)\b",
+                       re.IGNORECASE)  # "I'm a 27 year college grad"
 _AGE_LEAD = re.compile(r"(?:^|(?<=[.!?\n]\s)|(?<=[.!?\n])|(?<=,\s)(?=\d\d\s+and\s+(?:still|retired|counting|loving|single"
                        r"|married|divorced|widowed|happy|proud)\b))\s*" + NUM + r"(?=(?:\s+and\s|\s*,\s*(?:male|female|m|f|"
                        r"single|married|divorced|retired|and|still|from|living|mother|mom|dad|father|mum|student)\b))",
@@ -539,6 +541,10 @@ class ExplicitPass:
             if not 1 <= age <= 99:
                 continue
             yield Finding(m.start(), m.end(), "age", m.group(), age_adjective(age, g))
+        for m in _AGE_IM_A.finditer(text):
+            age = to_int(m.group(2))
+            if 5 <= age <= 99:
+                yield Finding(m.start(1), m.end(1), "age", m.group(1), age_adjective(age, g))
         for m in _AGE_LEAD.finditer(text):  # "72 and still running", "16, female"
             age = to_int(m.group(1))
             if 10 <= age <= 99:

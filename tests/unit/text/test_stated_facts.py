@@ -118,3 +118,8 @@ def test_articles_are_fixed_only_where_the_next_word_changed():
 def test_durations_are_not_ages():
     assert rewrite("This happened about 10 years ago.") == "This happened about 10 years ago."
     assert rewrite("We have been married 12 years.") == "We have been married 12 years."
+
+
+def test_an_age_without_old_after_im_a():
+    """From the eval posts: "I'm a 27 year college grad"."""
+    assert rewrite("I'm a 27 year college grad.") == "I'm an adult college grad."
