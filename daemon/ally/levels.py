@@ -102,6 +102,7 @@ class TextSettings:
     min_word_similarity: float  # MiniLM word-vector cosine between a word and its synonym
     margin: float  # goal: the surrogates' reading of the original must trail another class by this much
     beam: int  # search beam width
+    dialect: bool = False  # region cues that are not place names (y'all, mate, uni, colour) made neutral
 
 
 TEXT: dict[Level, TextSettings] = {
@@ -110,5 +111,5 @@ TEXT: dict[Level, TextSettings] = {
     Level.MEDIUM: TextSettings(explicit="stage", partners=True, max_changed=0.15, min_similarity=0.85,
                                min_word_similarity=0.45, margin=0.10, beam=1),
     Level.HIGH: TextSettings(explicit="remove", partners=True, max_changed=0.25, min_similarity=0.80,
-                             min_word_similarity=0.40, margin=0.25, beam=2),
+                             min_word_similarity=0.40, margin=0.25, beam=2, dialect=True),
 }

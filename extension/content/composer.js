@@ -79,12 +79,16 @@
     }
     if (!r.changed) {
       overlay.set({ state: "done", title: "No change suggested", message: "Ally found nothing to rewrite in this text." });
+      overlay.report(r.report);
       overlay.buttons([{ label: "OK", action: "dismiss", kind: "primary", onClick: () => { overlay.close(); done("unchanged"); } }]);
       return;
     }
-    overlay.set({ state: "review", title: "Suggested rewrite",
+    const shows = r.report && (!r.report.goal_reached || r.report.left?.length
+      || r.report.reader?.some((x) => x.still_shows));
+    overlay.set({ state: "review", title: shows ? "Suggested rewrite \u2014 some things still show" : "Suggested rewrite",
       message: `${r.changed} change${r.changed > 1 ? "s" : ""}: removed words are struck out, new ones highlighted.` });
     overlay.diff(r.ops);
+    overlay.report(r.report);
     overlay.buttons([
       { label: "Keep mine", action: "reject", onClick: () => { overlay.close(); done("rejected"); } },
       { label: "Apply", action: "apply", kind: "primary", onClick: async () => {

@@ -6,6 +6,7 @@
   const STYLE = `
     :host { all: initial; }
     .box { position: fixed; z-index: 2147483647; width: 320px; box-sizing: border-box; padding: 12px 14px;
+      max-height: calc(100vh - 16px); overflow-y: auto;
       background: #fff; color: #1f2937; border: 1px solid #cbd5e1; border-radius: 10px;
       box-shadow: 0 8px 24px rgba(15,23,42,.18); font: 13px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
     .head { display: flex; align-items: center; gap: 8px; font-weight: 600; margin-bottom: 6px; }
@@ -13,6 +14,8 @@
     .box[data-state=error] .dot { background: #dc2626; }
     .box[data-state=done] .dot { background: #16a34a; }
     .msg { white-space: pre-wrap; word-break: break-word; }
+    .report { margin: 6px 0 0; padding-left: 18px; font-size: 12px; max-height: 120px; overflow: auto; }
+    .report li.warn { color: #92400e; }
     .bar { height: 6px; background: #e2e8f0; border-radius: 3px; margin: 8px 0 2px; overflow: hidden; }
     .fill { height: 100%; width: 0; background: #2563eb; transition: width .2s; }
     .stage { color: #64748b; font-size: 12px; }
@@ -43,6 +46,7 @@
           <div class="bar"><div class="fill"></div></div>
           <div class="stage"></div>
           <div class="diff" hidden></div>
+          <ul class="report" data-goal="" hidden></ul>
           <div class="buttons"></div>
         </div>`;
       const style = document.createElement("style");
@@ -66,6 +70,8 @@
       let left = visible ? Math.min(Math.max(8, r.left), window.innerWidth - w - 8) : window.innerWidth - w - 16;
       let top = visible ? r.bottom + 8 : 16;
       if (visible && top > window.innerHeight - 140) top = Math.max(8, r.top - 150);
+      const h = this.box.offsetHeight || 0;  // a long review (diff + report) must keep its buttons on screen
+      if (top + h > window.innerHeight - 8) top = Math.max(8, window.innerHeight - h - 8);
       this.box.style.left = `${Math.max(8, left)}px`;
       this.box.style.top = `${Math.max(8, top)}px`;
     }
@@ -93,6 +99,23 @@
         el.appendChild(node);
       }
       el.hidden = false;
+    }
+
+    /** What still shows after text protection (the daemon's report.notes; warnings for what is left). */
+    report(report) {
+      const el = this.root.querySelector(".report");
+      el.textContent = "";
+      if (!report) { el.hidden = true; return; }
+      el.dataset.goal = report.goal_reached ? "reached" : "not-reached";
+      const warn = !report.goal_reached || report.left?.length || report.reader?.some((r) => r.still_shows);
+      for (const note of report.notes ?? []) {
+        const li = document.createElement("li");
+        li.textContent = note;
+        if (warn) li.className = "warn";
+        el.appendChild(li);
+      }
+      el.hidden = !el.childElementCount;
+      this.place();
     }
 
     /** Buttons: [{label, kind: primary|danger|plain, action, onClick}]. Replaces the current ones. */

@@ -132,7 +132,8 @@ async function protectText(text) {
       { timeoutMs: jobTimeout() });
     const ops = diffWords(text, result.text);
     await store.bump({ texts: 1 });
-    return { ok: true, text: result.text, ops, changed: changedWords(ops), changes: result.changes };
+    return { ok: true, text: result.text, ops, changed: changedWords(ops), changes: result.changes,
+      report: result.report ?? null };
   } catch (e) {
     return { ok: false, unavailable: e.errorName === "unsupported", error: errorPayload(e) };
   }

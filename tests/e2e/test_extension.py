@@ -379,6 +379,24 @@ def test_text_protect_shows_a_diff_and_applies_it_to_react_and_contenteditable(c
     page.wait_for_function("() => !document.querySelector('#editor').innerText.includes('Berlin')")
 
 
+def test_text_review_says_what_still_shows(compose_page: Any, artifacts: Path) -> None:
+    """Issue 11: the review lists the daemon's honest report — stated facts left and why, held-out readers."""
+    page = compose_page
+    page.fill("#react-text", "")
+    page.click("#react-text")
+    page.keyboard.type("Cheers mate, I'm 34 and live in Leeds with my wife lol!!!")
+    page.locator("ally-text-button button").click()
+    box = overlay(page)
+    wait_for(lambda: "suggested rewrite" in box.inner_text().lower(), 60, "the suggested rewrite")
+    report = page.locator("ally-overlay .report li").all_inner_texts()
+    text = " ".join(report)
+    assert report and "some things still show" in box.inner_text().lower(), box.inner_text()
+    assert "Left in the text: dialect" in text and "mate" in text and "kept at this level" in text, text
+    assert "Leeds" not in " ".join(page.locator("ally-overlay ins").all_inner_texts())
+    page.screenshot(path=str(artifacts / "text-report.png"))
+    page.locator("ally-overlay button[data-action=reject]").last.click()
+
+
 def test_automatic_text_review_before_submit(sw: Any, compose_page: Any) -> None:
     page = compose_page
     sw.evaluate("""async () => {

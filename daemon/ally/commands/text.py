@@ -35,7 +35,7 @@ def run_protect_text(args: argparse.Namespace) -> int:
         print(json.dumps({
             "text": result.text, "level": result.level.value, "similarity": result.similarity,
             "changed_fraction": result.changed_fraction, "goal_reached": result.goal_reached,
-            "seconds": result.seconds, "readings": result.readings,
+            "seconds": result.seconds, "readings": result.readings, "report": result.report(),
             "changes": [{"span": list(c.span), "old": c.old, "new": c.new, "reason": c.reason}
                         for c in result.changes],
         }, indent=2, ensure_ascii=False))
@@ -45,4 +45,8 @@ def run_protect_text(args: argparse.Namespace) -> int:
         print(word_diff(result.original, result.text), file=sys.stderr)
     print(f"{len(result.changes)} change(s) at {result.level.value}; meaning similarity {result.similarity:.3f}, "
           f"{100 * result.changed_fraction:.0f}% of words changed, {result.seconds:.2f} s", file=sys.stderr)
+    report = result.report()
+    print("GOAL REACHED" if report["goal_reached"] else "GOAL NOT REACHED", file=sys.stderr)
+    for note in report["notes"]:
+        print("  " + note, file=sys.stderr)
     return EXIT_OK

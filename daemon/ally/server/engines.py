@@ -227,8 +227,11 @@ def text_work(protector: TextProtector, text: str, level: Level) -> Callable[[Pr
     def work(progress: Progress) -> JobOutput:
         started = time.monotonic()
         result = protector.protect(text, level, progress)
-        return JobOutput({"text": result.text, "level": level.value,
-                          "changes": [_change(c) for c in result.changes], "device": device_name(protector),
-                          "elapsed_ms": round((time.monotonic() - started) * 1000)})
+        out = {"text": result.text, "level": level.value, "changes": [_change(c) for c in result.changes],
+               "device": device_name(protector), "elapsed_ms": round((time.monotonic() - started) * 1000)}
+        report = getattr(result, "report", None)
+        if callable(report):  # what still shows (issue 11): goal, stated facts left, held-out readers
+            out["report"] = report()
+        return JobOutput(out)
 
     return work

@@ -49,6 +49,20 @@ _ID = {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS, "pattern": I
 _LEVEL = {"enum": [level.value for level in Level]}
 _NAME = {"type": "string", "minLength": 1, "maxLength": 100}
 _COUNT = {"type": "integer", "minimum": 0}
+_UNIT = {"type": "number", "minimum": 0, "maximum": 1}
+# What still shows after text protection (issue 11): the goal, stated facts left and why, held-out readers.
+_TEXT_REPORT = _obj(
+    {"goal_reached": {"type": "boolean"},
+     "left": {"type": "array", "items": _obj({"category": {"type": "string"}, "text": {"type": "string"},
+                                                "reason": {"type": "string"}}, ("category", "text", "reason"))},
+     "reader": {"type": "array", "items": _obj(
+         {"attribute": {"type": "string"}, "model": {"type": "string"}, "before": {"type": "string"},
+          "before_confidence": _UNIT, "after": {"type": "string"}, "after_confidence": _UNIT, "baseline": _UNIT,
+          "still_shows": {"type": "boolean"}},
+         ("attribute", "model", "before", "before_confidence", "after", "after_confidence", "baseline",
+          "still_shows"))},
+     "notes": {"type": "array", "items": {"type": "string"}}},
+    ("goal_reached", "left", "reader", "notes"))
 _FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
 _IMAGE_FORMATS = ["same", "jpeg", "png", "webp"]
 _ERROR = _obj(
@@ -137,7 +151,7 @@ METHODS: dict[str, Method] = {
         result=_obj(
             {"text": {"type": "string"}, "level": _LEVEL,
              "changes": {"type": "array", "items": {"type": "object"}},
-             "device": {"type": "string"}, "elapsed_ms": _COUNT},
+             "device": {"type": "string"}, "elapsed_ms": _COUNT, "report": _TEXT_REPORT},
             ("text", "level", "changes", "device", "elapsed_ms"),
         ),
         sessions=_WORK,

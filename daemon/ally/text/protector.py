@@ -8,6 +8,7 @@ adversarial edits are undone from the last one back until it holds).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import tomllib
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..levels import TEXT, Level, TextSettings
 from .embed import WordVectors
-from .explicit import ExplicitPass
+from .explicit import FACT_CATEGORIES, ExplicitPass, Finding, fix_articles
 from .models import TextModels, load_text_models
 from .recipes import conceal_recipe
 from .tokens import Edit, Span, apply_edits, protected_spans, words
@@ -35,6 +36,42 @@ class TextChange:
 
 
 @dataclass(frozen=True)
+class LeftFact:
+    """A stated fact that is still in the protected text, and why."""
+
+    category: str
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a held-out reader (a model the rewrite was not searched against) infers from the protected text."""
+
+    attribute: str
+    model: str
+    before: str
+    before_confidence: float
+    after: str
+    after_confidence: float
+    baseline: float  # the share of the majority class, or 1/classes: the confidence a reader has knowing nothing
+
+    @property
+    def still_reads(self) -> bool:
+        """The reader still gives the original reading, more confidently than a guess."""
+        return self.after == self.before and self.after_confidence >= max(0.6, self.baseline + 0.1)
+
+
+# How sure a held-out reader must be before the report says the attribute "still shows".
+_LEFT_REASONS = {
+    "safe": "kept: inside a name you marked safe, a link, a hashtag or a mention",
+    "level": "kept at this level (low keeps countries, family words and dialect; medium keeps dialect and "
+             "gendered words that are not about you; high changes them)",
+    "missed": "not recognised in this phrasing by the rewrite (found only by the final check)",
+}
+
+
+@dataclass(frozen=True)
 class TextProtection:
     text: str
     original: str
@@ -44,7 +81,34 @@ class TextProtection:
     level: Level = Level.MEDIUM
     goal_reached: bool = True  # the surrogates no longer read the original's attributes
     seconds: float = 0.0
-    readings: dict[str, tuple[str, str]] = field(default_factory=dict)  # attribute -> (before, after)
+    readings: dict[str, tuple[str, str]] = field(default_factory=dict)  # surrogates: attribute -> (before, after)
+    left: list[LeftFact] = field(default_factory=list)  # stated facts still in the text
+    reader: list[Reading] = field(default_factory=list)  # held-out readers' inferences on the result
+
+    def report(self) -> dict:
+        """The honest report sent with every result (CLI, daemon, extension)."""
+        shows = [r for r in self.reader if r.still_reads]
+        notes = []
+        if not self.goal_reached:
+            notes.append(f"Goal not reached at {self.level.value}: the attribute classifiers can still read this "
+                         "post's style within the allowed changes.")
+        for r in shows:
+            notes.append(f"A held-out reader still infers {r.attribute} = {r.after} "
+                         f"({100 * r.after_confidence:.0f}% confident; a guess would be {100 * r.baseline:.0f}%).")
+        for f in self.left:
+            notes.append(f"Left in the text: {f.category} \u201c{f.text}\u201d \u2014 {f.reason}.")
+        if not notes:
+            notes.append("No stated age, gender or place is left, and no held-out reader infers an attribute "
+                         "beyond a guess.")
+        return {
+            "goal_reached": self.goal_reached,
+            "left": [{"category": f.category, "text": f.text, "reason": f.reason} for f in self.left],
+            "reader": [{"attribute": r.attribute, "model": r.model, "before": r.before,
+                        "before_confidence": round(r.before_confidence, 3), "after": r.after,
+                        "after_confidence": round(r.after_confidence, 3), "baseline": round(r.baseline, 3),
+                        "still_shows": r.still_reads} for r in self.reader],
+            "notes": notes,
+        }
 
 
 def cosine_one(embedder, a: str, b: str) -> float:
@@ -83,12 +147,15 @@ class TextProtector:
         settings = settings or TEXT[level]
         say("explicit", 0.0)
         locked = protected_spans(text, self.safe_names)
-        xp = ExplicitPass(settings.explicit, partners=settings.partners, private_words=self.private_words)
-        explicit = [f.edit() for f in xp.find(text, locked)]
+        xp = ExplicitPass(settings.explicit, partners=settings.partners, private_words=self.private_words,
+                          dialect=settings.dialect)
+        applied, kept_safe = xp.choose(xp.candidates(text), locked)
+        explicit = [f.edit() for f in applied]
         spans = [*locked, *(Span(e.start, e.end, "explicit") for e in explicit)]
         ws = words(text, spans)
         recipe = self.recipe(level, settings)
-        recipe.budget.already = _changed_words(text, explicit)
+        # tone edits ("lol", "!!!") carry no content: they do not use the changed-word budget
+        recipe.budget.already = _changed_words(text, [f.edit() for f in applied if f.category != "tone"])
         say("search", 0.1)
         result = recipe.search.run(text, ws, recipe.goal, recipe.transformation, recipe.pre, recipe.checks,
                                    base_edits=explicit, progress=lambda f: say("search", 0.1 + 0.6 * f))
@@ -106,6 +173,7 @@ class TextProtector:
                 ok = [k + 1 for k in range(len(prefixes)) if sims[k] >= recipe.meaning.minimum]
                 subs = subs[:max(ok)] if ok else []
         edits = [*explicit, *(s.edit for s in subs)]
+        edits += fix_articles(text, edits)
         out = apply_edits(text, edits)
         if self.embedder is not None and out != text:
             similarity = float(cosine_one(self.embedder, text, out))
@@ -116,9 +184,47 @@ class TextProtector:
         reached = float(recipe.goal.losses([out], recipe.goal.start(apply_edits(text, explicit)))[0]) <= 1e-9
         n = len(ws)
         changes = [TextChange((e.start, e.end), e.old, e.new, e.reason) for e in sorted(edits, key=lambda e: e.start)]
+        left = left_facts(out, kept_safe, level, self.private_words)
+        reader = self.held_out_reading(text, out)
         say("done", 1.0)
         return TextProtection(out, text, changes, similarity, _changed_words(text, edits) / n if n else 0.0, level,
-                              reached, time.perf_counter() - t0, readings)
+                              reached, time.perf_counter() - t0, readings, left, reader)
+
+    def held_out_reading(self, original: str, out: str) -> list[Reading]:
+        """The evaluators' reading (char-n-gram models fitted on other authors, abclf for region): models the
+        search never saw, so what they read is what an outside classifier would likely read."""
+        readings = []
+        for attr, models in self.models.evaluators.items():
+            m = models[0]
+            p = m.predict_proba([original, out])
+            b, a = int(p[0].argmax()), int(p[1].argmax())
+            baseline = float(getattr(self.models, "baselines", {}).get(attr, 1.0 / len(m.classes)))
+            if attr == "region" and m.classes[a] == "unmarked":
+                continue
+            readings.append(Reading(attr, m.name, m.classes[b], float(p[0, b]), m.classes[a], float(p[1, a]),
+                                    baseline))
+        return readings
+
+
+def left_facts(out: str, kept_safe: Sequence[Finding], level: Level, private_words: Sequence[str] = ()) -> list[LeftFact]:
+    """Stated facts still in ``out``: those a protected span kept (``--safe``, links, hashtags), and whatever
+    the strictest pass still finds in the result (kept by a gentler level, or missed)."""
+    left = [LeftFact(f.category, f.old, _LEFT_REASONS["safe"]) for f in kept_safe]
+    settings = TEXT.get(level)
+    if settings is None:
+        return left
+    protected = [*protected_spans(out), *(Span(m.start(), m.end(), "placeholder")
+                                          for m in re.finditer(r"\[[a-z ,]+\]", out))]
+    own = ExplicitPass(settings.explicit, partners=settings.partners, private_words=private_words,
+                       dialect=settings.dialect, tone=False).find(out, protected)
+    strict = ExplicitPass("remove" if level is Level.HIGH else "stage", partners=True, private_words=private_words,
+                          dialect=True, tone=False)
+    for f in strict.find(out, protected):
+        if f.category not in FACT_CATEGORIES or any(f.old.lower() == k.old.lower() for k in kept_safe):
+            continue
+        missed = level is not Level.LOW and any(o.start < f.end and f.start < o.end for o in own)
+        left.append(LeftFact(f.category, f.old, _LEFT_REASONS["missed" if missed else "level"]))
+    return left
 
 
 def read_text_config(path: Path | None = None) -> dict[str, list[str]]:

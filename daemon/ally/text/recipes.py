@@ -59,7 +59,7 @@ def conceal_recipe(settings: TextSettings, surrogates: dict[str, AttributeEnsemb
     parts: list[Transformation] = [Normalise(), DeleteFillers(), ExpandContractions(), Register(), Exclamations()]
     if breame is not None:
         parts.append(SpellingVariants(breame))
-    parts.append(Synonyms(synonyms))
+    parts.append(Synonyms(synonyms, banned=frozenset(breame.british_to_american) if breame is not None else frozenset()))
     budget = MaxChangedFraction(settings.max_changed)
     checks: list[CandidateConstraint] = []
     if word_vectors is not None:

@@ -224,7 +224,10 @@ def load_wordnet_synonyms(files: dict[str, Path], senses: int = 2) -> dict[str, 
                     offset, count = fields[0], int(fields[3], 16)
                     members = [fields[4 + 2 * i] for i in range(count)]
                     synsets[(pos, offset)] = [re.sub(r"\(.*\)$", "", w).lower() for w in members]
-    out: dict[str, list[str]] = {}
+    # A lemma's dominant part of speech: the one with the most sense-tagged occurrences (SemCor counts in the
+    # index files), then the most synsets. Synonyms come from that part of speech only, and only words whose own
+    # dominant part of speech is the same: "hate" (a verb first) never becomes "hatred", "new" never "newly".
+    rows: dict[str, list[tuple[str, int, int, list[str]]]] = {}
     for pos in WORDNET_POS:
         with open(files[f"index.{pos}"], encoding="latin-1") as f:
             for line in f:
@@ -234,10 +237,43 @@ def load_wordnet_synonyms(files: dict[str, Path], senses: int = 2) -> dict[str, 
                 lemma, n_synsets, n_ptr = fields[0], int(fields[2]), int(fields[3])
                 if "_" in lemma:
                     continue
-                offsets = fields[6 + n_ptr:6 + n_ptr + n_synsets][:senses]
-                syns = out.setdefault(lemma, [])
-                for off in offsets:
-                    for w in synsets.get((pos, off), []):
-                        if w != lemma and "_" not in w and w.isalpha() and w not in syns:
-                            syns.append(w)
+                tagged = int(fields[5 + n_ptr])
+                rows.setdefault(lemma, []).append((pos, tagged, n_synsets, fields[6 + n_ptr:6 + n_ptr + n_synsets]))
+    def top(r):  # the parts of speech that tie for the most tagged senses
+        best = max(x[1] for x in r)
+        return {x[0] for x in r if x[1] == best}
+
+    dominant = {lemma: top(r) for lemma, r in rows.items()}
+    pos_sets = {lemma: {x[0] for x in r} for lemma, r in rows.items()}
+    out: dict[str, list[str]] = {}
+    for lemma, r in rows.items():
+        tied = dominant[lemma]
+        # every part of speech the lemma is seen in (SemCor): "laugh" is tagged as a noun and a verb, so
+        # "laughter" (a noun only) could not stand for "make me laugh"
+        used = {x[0] for x in r if x[1] > 0} or tied
+        for pos, _tagged, _n, offsets in r:
+            if pos not in tied:
+                continue
+            syns = out.setdefault(lemma, [])
+            for off in offsets[:senses]:
+                for w in synsets.get((pos, off), []):
+                    # a word used in several parts of speech admits only synonyms that can be all of them
+                    if w != lemma and "_" not in w and w.isalpha() and w not in syns \
+                            and pos in dominant.get(w, {pos}) and used <= pos_sets.get(w, used):
+                        syns.append(w)
     return {k: v for k, v in out.items() if v}
+
+
+def british_spellings() -> dict[str, str]:
+    """breame's British → American spelling pairs from the model cache ({} when the cache lacks them)."""
+    return _british_spellings()
+
+
+@__import__("functools").lru_cache(maxsize=1)
+def _british_spellings() -> dict[str, str]:
+    try:
+        from ally_models.cache import default_cache
+
+        return dict(load_breame(default_cache().files(BREAME_MODEL, pull=False)).british_to_american)
+    except Exception:  # no cache: the dialect table alone
+        return {}

@@ -99,12 +99,18 @@ class Edit:
 
 def apply_edits(text: str, edits: Iterable[Edit]) -> str:
     """Apply non-overlapping edits (any order) to ``text``; the rest of the text is kept as it was."""
-    out, pos = [], 0
-    for e in sorted(edits, key=lambda e: e.start):
-        if e.start < pos:
+    out, pos, last = [], 0, None
+    for e in sorted(edits, key=lambda e: (e.start, -e.end)):
+        if last is not None and last.new == "" and e.end <= last.end and e.start >= last.start:
+            continue  # inside a deletion that already took it ("OMGOSH!!!! " deleted with its "!!!!")
+        last = e
+        start = e.start
+        if start < pos and not text[start:pos].strip() and e.end >= pos:
+            start = pos  # two deletions that each took the same space between them
+        if start < pos:
             raise ValueError(f"overlapping edits at {e.start}")
-        out += [text[pos:e.start], e.new]
-        pos = e.end
+        out += [text[pos:start], e.new]
+        pos = max(pos, e.end)
     out.append(text[pos:])
     return "".join(out)
 

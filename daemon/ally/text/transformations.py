@@ -33,7 +33,7 @@ NORMAL_FORMS: dict[str, str] = {
     "pic": "picture", "pics": "pictures", "convo": "conversation",
     "prob": "probably", "probs": "probably", "def": "definitely", "totes": "totally", "obvi": "obviously",
     "whatevs": "whatever", "cuz'": "because", "sooo": "so", "soo": "so", "omg": "oh", "omfg": "oh",
-    "ohh": "oh", "ooh": "oh", "mom": "mother", "mommy": "mother", "dad": "father", "daddy": "father",
+    "ohh": "oh", "ooh": "oh",
 }
 # Words that carry tone, not content: deleting them keeps what is said.
 FILLERS = frozenset({
@@ -105,8 +105,13 @@ class Normalise(Transformation):
                 out.append(Candidate(new, "normalise"))
         squeezed = _ELONGATED.sub(r"\1\1", w)
         if squeezed != w:
-            out.append(Candidate(squeezed, "normalise"))
-            out.append(Candidate(_ELONGATED.sub(r"\1", w), "normalise"))
+            single = _ELONGATED.sub(r"\1", w)
+            # "sooooo" → "so", not "soo": the doubled form only where the single one is not a word ("cooool")
+            z1, z2 = zipf(single.lower()), zipf(squeezed.lower())
+            if z1 is not None and z1 >= (z2 or 0.0):
+                out.append(Candidate(single, "normalise"))
+            else:
+                out += [Candidate(squeezed, "normalise"), Candidate(single, "normalise")]
         if w.isupper() and len(w) > 2:
             out.append(Candidate(w.lower() if i > 0 else w.capitalize(), "normalise"))
         return out
@@ -135,6 +140,8 @@ def _filler_in_context(words: Sequence[Word], i: int, low: str) -> bool:
         return i > 0 and bool(after) and after not in _SO_BEFORE_NOT
     if low == "pretty":
         return after in _PRETTY_BEFORE or (after.endswith("ly") and len(after) > 4)
+    if low == "quite":
+        return after not in ("a", "an", "the")  # "quite a bit" (a lot) is not "a bit"
     if low == "well":
         return False  # "well" as a filler and "well" as health or manner cannot be told apart from words alone
     return True
@@ -206,12 +213,45 @@ class ExpandContractions(Transformation):
         return [Candidate(new, "expand")] if new and new != words[i].text else []
 
 
+# Word frequency (Zipf scale, wordfreq's English lists): core words (Zipf >= CORE_ZIPF: "now", "just", "new",
+# "bad", "says", "looks", "seem" — 5.0 after reading `ally eval text` rewrites: "He looks her in the eyes" →
+# "appears") are never swapped — their WordNet "synonyms" change the meaning or the register (now → today,
+# just → merely, says → tells); a synonym must be common itself (>= MIN_ZIPF) and not much rarer than the word it
+# replaces (nurse → nursemaid, stroller → pusher, reunion → reunification are refused).
+CORE_ZIPF = 5.0
+MIN_ZIPF = 3.5
+MAX_ZIPF_DROP = 0.8
+NUMBER_WORDS = frozenset("one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty "
+                         "hundred thousand million first second third once twice single double".split())
+
+
+def zipf(word: str) -> float | None:
+    """wordfreq's Zipf frequency of ``word`` in English, or None when wordfreq is not installed."""
+    try:
+        from wordfreq import zipf_frequency
+    except ImportError:  # pragma: no cover - wordfreq is a dependency; without it the rule is off
+        return None
+    return zipf_frequency(word, "en")
+
+
+def common_enough(old: str, new: str) -> bool:
+    """The frequency rule above for swapping ``old`` for ``new``."""
+    if old.lower() in NUMBER_WORDS or new.lower() in NUMBER_WORDS:
+        return False
+    zo, zn = zipf(old), zipf(new)
+    if zo is None or zn is None:
+        return True
+    return zo < CORE_ZIPF and zn >= max(MIN_ZIPF, zo - MAX_ZIPF_DROP)
+
+
 @dataclass
 class Synonyms(Transformation):
-    """WordNet synonyms with regular English inflection carried over (walked → strolled, cars → autos)."""
+    """WordNet synonyms with regular English inflection carried over (walked → strolled, cars → autos), from the
+    word's dominant part of speech only (see ``load_wordnet_synonyms``) and only common ones (``common_enough``)."""
 
     table: dict[str, list[str]]
     per_word: int = 8
+    banned: frozenset[str] = frozenset()  # never offered: British spellings ("neighbours" for "neighbors")
 
     def _lemmas(self, low: str) -> list[tuple[str, str]]:
         """(lemma, suffix rule) pairs that ``low`` may inflect (none when ``low`` is itself a lemma:
@@ -265,7 +305,8 @@ class Synonyms(Transformation):
             for syn in self.table.get(lemma, ()):
                 new = self._inflect(syn, rule)
                 if new and new not in seen and new not in GENDERED and (not rule or not syn.endswith(rule)) \
-                        and self._same_inflection(low, new):
+                        and self._same_inflection(low, new) and common_enough(low, new) \
+                        and new not in self.banned and syn not in self.banned:
                     seen.add(new)
                     out.append(Candidate(match_case(w, new), "synonym"))
         return out[:self.per_word]

@@ -115,8 +115,10 @@ def test_search_lowers_the_goal_and_flips_the_surrogate(protector, monkeypatch, 
 def test_budget_caps_changed_words(protector):
     text = "omg lol school was soooo boring today lol omg lol"
     r = protector.protect(text, Level.LOW, settings=loose(max_changed=0.2))
-    assert r.changed_fraction <= 0.2 + 1e-9
-    assert len(r.changes) <= 2
+    # laughter ("lol") is toned down outside the budget (README); the search's own changes stay within it
+    searched = [c for c in r.changes if c.reason != "tone toned down"]
+    assert len(searched) <= 2
+    assert "lol" not in r.text and r.text.startswith("oh school")
 
 
 def test_locked_spans_and_safe_names_never_change(tiny_models):
@@ -129,7 +131,7 @@ def test_locked_spans_and_safe_names_never_change(tiny_models):
 
 
 def test_meaning_constraint_backs_edits_off(protector):
-    text = "omg lol school was soooo boring today"
+    text = "omg school was soooo boring today"  # no "lol": its removal is not an adversarial edit
     r = protector.protect(text, Level.MEDIUM, settings=loose(min_similarity=0.999))
     assert r.text == text and r.changes == [] and r.similarity == pytest.approx(1.0)
 

