@@ -187,21 +187,33 @@ class Session:
             pass
 
     async def _stalled(self) -> None:
-        """The client has not taken a message for ``write_stall_s``: it does not read. Tell it (it will see it
-        if it ever reads again), close with 4305, abort if even that cannot be written."""
+        """The client has not taken a message for ``write_stall_s``: it does not read. Write the error and the
+        close frame (4305) behind what is queued in the socket, half-close, and abort after
+        ``close_timeout_s``: the client sees them if it reads again by then.
+
+        Not ``ws.close()``: it closes the socket, and a socket closed with unread input (this client's requests,
+        which the daemon stopped reading) is reset, dropping what was still queued for the client."""
         error = ProtocolError(ErrorCode.SLOW_CONSUMER, f"an answer waited {self.limits.write_stall_s:g} s for "
                                                        "the client to read it")
         logger.info("session %d: the client does not read; closing (%s)", self.id, error.code.wire_name)
         self._outbox.clear()
         self.outbox_bytes = 0
         self.closing = True
+        transport = self.transport
         try:
             async with asyncio.timeout(self.limits.close_timeout_s):
                 await self.ws.send_str(error_response(None, error))
         except (TimeoutError, ConnectionError):
             self._abort("the error could not be written")
             return
-        await self._close_ws(error.code.close_code, error.code.wire_name)
+        if isinstance(transport, asyncio.WriteTransport) and not transport.is_closing():
+            reason = error.code.wire_name.encode()
+            transport.write(bytes((0x88, 2 + len(reason))) + error.code.close_code.to_bytes(2, "big") + reason)
+            if transport.can_write_eof():
+                transport.write_eof()
+            # The daemon does not read this socket, so it would not notice the client hanging up: wait.
+            await asyncio.sleep(self.limits.close_timeout_s)
+        self._abort("closed for not reading")
 
     def _abort(self, why: str) -> None:
         """Drop the connection at once (the client does not read, so no close can reach it)."""
