@@ -219,6 +219,12 @@ export const SCHEMA = Object.freeze({
       "retry": false
     },
     {
+      "code": 305,
+      "name": "slow_consumer",
+      "message": "the client does not read the daemon's answers",
+      "retry": true
+    },
+    {
       "code": 400,
       "name": "cancelled",
       "message": "the job was cancelled",
@@ -300,6 +306,12 @@ export const SCHEMA = Object.freeze({
       "code": 505,
       "name": "unsupported_mode",
       "message": "this pixel format is not supported",
+      "retry": false
+    },
+    {
+      "code": 506,
+      "name": "image_too_complex",
+      "message": "the image file has more internal segments than the daemon reads",
       "retry": false
     },
     {

@@ -62,6 +62,7 @@ class FakeImageEngine:
         self.started = threading.Event()
         self.cancelled = threading.Event()
         self.calls = 0
+        self.behaviours = True  # False: every image is simply inverted (fuzzing)
 
     def warm_up(self) -> None:
         self.warmed = True
@@ -70,7 +71,7 @@ class FakeImageEngine:
                 ) -> FakePhoto:
         self.calls += 1
         self.seen.append(weakref.ref(image))
-        behaviour = int(image.rgb[0, 0, 0])
+        behaviour = int(image.rgb[0, 0, 0]) if self.behaviours else 0
         assert progress is not None
         progress("detecting faces", 0.0)
         if behaviour == BEHAVIOUR_FAIL:
@@ -97,11 +98,17 @@ class FakeImageEngine:
 
 
 class FakeTextProtector:
+    """Upper-cases the text; a text that starts with ``block:`` runs until cancelled (reporting progress)."""
+
     device = "cpu"
 
     def protect(self, text: str, level: Level, progress: Callable[[str, float], None] | None = None) -> Any:
         if progress:
             progress("rewriting", 0.5)
+            if text.startswith("block:"):
+                while True:
+                    progress("rewriting", 0.5)
+                    time.sleep(0.005)
 
         @dataclass
         class Result:
@@ -139,6 +146,15 @@ class Daemon:
     @property
     def port(self) -> int:
         return self.server.port
+
+    @property
+    def app(self) -> Any:
+        return self.server.runner.app
+
+    def sessions(self) -> list[Any]:
+        from ally.server.keys import SESSIONS
+
+        return list(self.app[SESSIONS].sessions)
 
     async def connect(self, **kwargs: Any) -> DaemonClient:
         kwargs.setdefault("token", self.token)
@@ -178,3 +194,123 @@ async def start_daemon(tmp_path: Path, *, limits: Limits | None = None, device: 
     assert local
     await asyncio.wait_for(engines.ready.wait(), 5)
     return Daemon(server, store, engines, image, token, local, limits, registry)
+
+
+# -- hostile clients: raw sockets, for what a well-behaved client library would not send ---------------------
+
+
+def ws_frame(payload: bytes | str, opcode: int = 0x1) -> bytes:
+    """One masked client frame (RFC 6455), FIN set; ``opcode`` 1 text, 2 binary."""
+    data = payload.encode() if isinstance(payload, str) else payload
+    n = len(data)
+    head = bytes((0x80 | opcode,))
+    if n < 126:
+        head += bytes((0x80 | n,))
+    elif n < 1 << 16:
+        head += bytes((0x80 | 126,)) + n.to_bytes(2, "big")
+    else:
+        head += bytes((0x80 | 127,)) + n.to_bytes(8, "big")
+    mask = bytes((0x37, 0xFA, 0x21, 0x3D))
+    masked = (np.frombuffer(data, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n)).tobytes()
+    return head + mask + masked
+
+
+def upgrade_request(port: int, protocols: str | None, *, origin: str | None = ORIGIN,
+                    key: str = "dGhlIHNhbXBsZSBub25jZQ==", extra: str = "") -> bytes:
+    lines = [f"GET /ws HTTP/1.1", f"Host: 127.0.0.1:{port}", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    if protocols is not None:
+        lines.append(f"Sec-WebSocket-Protocol: {protocols}")
+    if origin is not None:
+        lines.append(f"Origin: {origin}")
+    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode("utf-8", "surrogateescape")
+
+
+@dataclass
+class RawClient:
+    """A websocket client on a plain socket: it reads only when told to (a client that does not read)."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    status: int
+    headers: dict[str, str]
+
+    async def send(self, payload: bytes | str, opcode: int = 0x1, timeout: float = 2.0) -> bool:
+        """Send one frame; False if the daemon did not take it within ``timeout`` (it stopped reading)."""
+        try:
+            self.writer.write(ws_frame(payload, opcode))
+            await asyncio.wait_for(self.writer.drain(), timeout)
+        except (TimeoutError, ConnectionError):
+            return False
+        return True
+
+    async def closed_by_peer(self, timeout: float) -> bool:
+        """Read (and drop) everything until the daemon ends the connection; False if it is still open."""
+        try:
+            async with asyncio.timeout(timeout):
+                while await self.reader.read(1 << 16):
+                    pass
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            pass
+        return True
+
+    def abort(self) -> None:
+        self.writer.transport.abort()
+
+
+async def raw_connect(port: int, protocols: str | None, *, origin: str | None = ORIGIN, rcvbuf: int | None = None,
+                      key: str = "dGhlIHNhbXBsZSBub25jZQ==", extra: str = "", timeout: float = 5.0) -> RawClient:
+    """Send an upgrade request on a fresh socket (``rcvbuf``: its receive buffer, small for a client that does
+    not read) and read the HTTP answer's head."""
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+    writer.write(upgrade_request(port, protocols, origin=origin, key=key, extra=extra))
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return RawClient(reader, writer, int(status_line.split()[1]), headers)
+
+
+def png_of_chunks(chunks: int, *, after_data: bool = False) -> bytes:
+    """A 1x1 PNG with ``chunks`` empty ancillary chunks before (or after) its image data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes = b"") -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
+    idat = chunk(b"IDAT", zlib.compress(b"\x00\x10\x20\x30"))
+    junk = chunk(b"zzZz") * chunks
+    body = idat + junk if after_data else junk + idat
+    return b"\x89PNG\r\n\x1a\n" + ihdr + body + chunk(b"IEND")
+
+
+def jpeg_of_comments(markers: int) -> bytes:
+    """An 8x8 JPEG with ``markers`` empty COM segments before its frame header."""
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8), (50, 90, 130)).save(buf, "JPEG")
+    data = buf.getvalue()
+    return data[:2] + b"\xff\xfe\x00\x02" * markers + data[2:]
+
+
+def gif_of_comments(sub_blocks: int) -> bytes:
+    """An 8x8 GIF with a comment extension of ``sub_blocks`` one-byte sub-blocks."""
+    buf = io.BytesIO()
+    Image.new("P", (8, 8)).save(buf, "GIF")
+    data = buf.getvalue()
+    flags = data[10]
+    at = 13 + (3 * (2 << (flags & 7)) if flags & 0x80 else 0)
+    return data[:at] + b"\x21\xfe" + b"\x01a" * sub_blocks + b"\x00" + data[at:]

@@ -73,7 +73,7 @@ async def test_status_and_settings(tmp_path: Path, small_limits: Limits) -> None
             status = (await client.request("status")).result
             validate_result("status", status)
             assert status["models"] == {"state": "ready", "ids": ["fake-detector", "fake-surrogate"]}
-            assert status["queues"] == [{"device": "cpu", "queued": 0, "running": 0,
+            assert status["queues"] == [{"device": "cpu", "kind": "image", "queued": 0, "running": 0,
                                          "capacity": small_limits.max_queued_jobs}]
             assert status["pairing"]["paired"] == 1 and status["pairing"]["secure"] is False
             assert status["connections"] == 1 and status["daemon"]["port"] == d.port

@@ -60,6 +60,8 @@ def authenticate(request: web.Request, registry: PairingRegistry, port: int,
     if not host_allowed(request.headers.get("Host"), port):
         raise ProtocolError(ErrorCode.HOST_FORBIDDEN, f"Host must be {LOOPBACK}:{port} or localhost:{port}")
     offered = offered_subprotocols(request)
+    if SUBPROTOCOL not in offered and PAIRING_SUBPROTOCOL not in offered:
+        raise ProtocolError(ErrorCode.SUBPROTOCOL_MISSING)
     tokens = [p[len(TOKEN_PREFIX):] for p in offered if p.startswith(TOKEN_PREFIX)]
     origin = request.headers.get("Origin")
     if origin is not None:
@@ -73,12 +75,10 @@ def authenticate(request: web.Request, registry: PairingRegistry, port: int,
     if not tokens:
         if PAIRING_SUBPROTOCOL in offered and origin is not None:
             return Peer(PAIRING, origin, PAIRING_SUBPROTOCOL)
-        if SUBPROTOCOL not in offered and PAIRING_SUBPROTOCOL not in offered:
-            raise ProtocolError(ErrorCode.SUBPROTOCOL_MISSING)
         raise ProtocolError(ErrorCode.TOKEN_MISSING, f"offer the subprotocol '{TOKEN_PREFIX}<token>' beside "
                                                      f"'{SUBPROTOCOL}', or '{PAIRING_SUBPROTOCOL}' to pair")
-    if SUBPROTOCOL not in offered:
-        raise ProtocolError(ErrorCode.SUBPROTOCOL_MISSING)
+    if SUBPROTOCOL not in offered:  # a token beside 'ally.pair' only
+        raise ProtocolError(ErrorCode.SUBPROTOCOL_MISSING, f"a token goes with the subprotocol '{SUBPROTOCOL}'")
     token = tokens[0]
     if origin is None:
         if registry.verify_local(token, local_token):

@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from ..imaging.errors import ImageError
+from .limits import MAX_ERROR_MESSAGE_CHARS
 
 
 class ErrorCode(IntEnum):
@@ -41,6 +42,7 @@ class ErrorCode(IntEnum):
     TOO_MANY_PIXELS = 302
     IMAGE_TOO_LARGE = 303
     TEXT_TOO_LONG = 304
+    SLOW_CONSUMER = 305
     # 4xx: what happened to a job
     CANCELLED = 400
     TIMEOUT = 401
@@ -57,6 +59,7 @@ class ErrorCode(IntEnum):
     CORRUPT_IMAGE = 503
     ANIMATED_IMAGE = 504
     UNSUPPORTED_MODE = 505
+    IMAGE_TOO_COMPLEX = 506
     # 9xx: our fault
     INTERNAL = 900
 
@@ -102,6 +105,7 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.TOO_MANY_PIXELS: ErrorInfo("the image has more pixels than the daemon accepts", 413, False),
     ErrorCode.IMAGE_TOO_LARGE: ErrorInfo("the image file is larger than the daemon accepts", 413, False),
     ErrorCode.TEXT_TOO_LONG: ErrorInfo("the text is longer than the daemon accepts", 413, False),
+    ErrorCode.SLOW_CONSUMER: ErrorInfo("the client does not read the daemon's answers", 503, True),
     ErrorCode.CANCELLED: ErrorInfo("the job was cancelled", 409, True),
     ErrorCode.TIMEOUT: ErrorInfo("the job took too long and was stopped", 504, True),
     ErrorCode.OUT_OF_MEMORY: ErrorInfo("not enough memory for this job, even on the CPU", 507, False),
@@ -116,6 +120,8 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.CORRUPT_IMAGE: ErrorInfo("the image data is damaged", 400, False),
     ErrorCode.ANIMATED_IMAGE: ErrorInfo("only still images can be protected", 415, False),
     ErrorCode.UNSUPPORTED_MODE: ErrorInfo("this pixel format is not supported", 415, False),
+    ErrorCode.IMAGE_TOO_COMPLEX: ErrorInfo("the image file has more internal segments than the daemon reads",
+                                           415, False),
     ErrorCode.INTERNAL: ErrorInfo("internal error in the daemon", 500, False),
 }
 
@@ -131,12 +137,19 @@ _IMAGE_ERRORS: dict[str, ErrorCode] = {
 }
 
 
+def _shorten(message: str) -> str:
+    """Messages quote what was wrong; a long quote (a client's value) is cut, never echoed whole."""
+    if len(message) <= MAX_ERROR_MESSAGE_CHARS:
+        return message
+    return message[:MAX_ERROR_MESSAGE_CHARS - 1] + "…"
+
+
 class ProtocolError(Exception):
     """An error answered to the client: a table entry, a specific message and optional data."""
 
     def __init__(self, code: ErrorCode, message: str | None = None, data: dict[str, Any] | None = None):
         self.code = code
-        self.message = message or ERRORS[code].message
+        self.message = _shorten(message or ERRORS[code].message)
         self.data = data
         super().__init__(f"{code.wire_name} ({int(code)}): {self.message}")
 

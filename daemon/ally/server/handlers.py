@@ -12,17 +12,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..imaging.errors import ImageError
-from ..imaging.io import image_size
 from ..levels import Level
 from .engines import device_name, image_work, text_work
 from .errors import ErrorCode, ProtocolError
-from .jobs import Job
-from .keys import BROKER, ENGINES, PAIRINGS, SESSIONS, SETTINGS
+from .jobs import IMAGE, LONG_TEXT, TEXT, Job
+from .keys import BROKER, CHECKS, ENGINES, PAIRINGS, SESSIONS, SETTINGS
 from .protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, Request
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .session import Session, Upload
 
 Handler = Callable[["Session", Request], "dict[str, Any] | None"]
 
@@ -68,8 +66,10 @@ def handle_protect_image(session: Session, request: Request) -> None:
     return None
 
 
-def start_image_job(session: Session, request: Request, payload: memoryview) -> None:
-    """The image frame of ``request`` arrived: check it from its header, then queue the job."""
+async def start_image_job(session: Session, upload: Upload, payload: memoryview) -> None:
+    """The image frame of ``upload`` arrived: check it from its header (in a thread, time-bounded), then queue
+    the job. Raises ProtocolError to refuse; does nothing if the request was cancelled meanwhile."""
+    request = upload.request
     announced = request.params["image"]["bytes"]
     if len(payload) != announced:
         raise ProtocolError(ErrorCode.INVALID_MESSAGE, f"the request announced {announced} bytes; the frame "
@@ -77,22 +77,25 @@ def start_image_job(session: Session, request: Request, payload: memoryview) -> 
     engines = session.app[ENGINES]
     engines.check("image")
     data = bytes(payload)
-    try:
-        width, height = image_size(data)
-    except ImageError as e:
-        raise ProtocolError.from_image_error(e) from None
-    if width * height > session.limits.max_image_pixels:
+    del payload
+    limits = session.limits
+    width, height = await session.app[CHECKS].size(data, limits.max_image_segments, limits.image_check_timeout_s)
+    if width * height > limits.max_image_pixels:
         raise ProtocolError(ErrorCode.TOO_MANY_PIXELS, f"{width}x{height} is {width * height} pixels; the limit "
-                                                       f"is {session.limits.max_image_pixels}")
+                                                       f"is {limits.max_image_pixels}")
+    if session.requests.get(request.id) is not upload:  # cancelled (answered) while it was checked
+        return
     level, fmt = _level(session, request.params), request.params.get("format", "same")
+    engines.check("image")
     image = engines.image
     assert image is not None  # engines.check("image")
     fallback = engines.cpu_fallback
     job = Job(request.id, image_work(lambda: image, data, level, fmt),
               fallback=image_work(fallback.get, data, level, fmt) if fallback is not None else None,
               size=len(data), on_progress=session.on_progress,
-              progress_interval_s=session.limits.progress_interval_s)
-    session.jobs.submit(job, device_name(image))
+              progress_interval_s=limits.progress_interval_s)
+    session.jobs.submit(job, device_name(image), IMAGE)
+    del session.requests[request.id]
     session.track(job)
 
 
@@ -106,10 +109,12 @@ def handle_protect_text(session: Session, request: Request) -> None:
     _admit(session)
     protector = engines.text
     assert protector is not None
+    # Short texts (posts) on their lane, long ones on another: neither waits behind images or the other.
+    kind = TEXT if len(text) <= session.limits.long_text_chars else LONG_TEXT
     job = Job(request.id, text_work(protector, text, _level(session, request.params)),
-              size=len(text.encode()), on_progress=session.on_progress,
+              size=len(text.encode("utf-8")), on_progress=session.on_progress,
               progress_interval_s=session.limits.progress_interval_s)
-    session.jobs.submit(job, device_name(protector))
+    session.jobs.submit(job, device_name(protector), kind)
     session.track(job)
     return None
 
@@ -122,10 +127,13 @@ def handle_cancel(session: Session, request: Request) -> dict[str, Any]:
     if isinstance(item, Job):
         session.requests[job_id] = item  # its answer (400 cancelled) is sent when its future resolves
         session.jobs.cancel(item, ErrorCode.CANCELLED, "cancelled by the client")
-    else:  # still waiting for its image frame
+    else:  # still waiting for its image frame, or for its header check
         item.timer.cancel()
         session.fail(job_id, ProtocolError(ErrorCode.CANCELLED, "cancelled by the client"))
-        session.drop_binary_of(job_id)
+        if item.check is None:
+            session.drop_binary_of(job_id)
+        else:
+            item.check.cancel()
     return {"job": job_id, "cancelled": True}
 
 

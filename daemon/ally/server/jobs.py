@@ -1,6 +1,12 @@
-"""Jobs: one bounded queue per device, worker threads, cancellation, timeouts, OOM fallback, draining.
+"""Jobs: bounded queues (lanes), worker threads, priorities, cancellation, timeouts, OOM fallback, draining.
 
-A job's work is synchronous (torch) and runs in its device lane's own thread pool; the event loop only
+Each device has an image lane; the text protector's device has two text lanes, one for posts (up to
+``limits.LONG_TEXT_CHARS``) and one for long texts, so that a text never waits behind photos and a 50 000-character
+text never holds up a post. Lanes run side by side; on one device, a lane of lower priority (images, then long
+texts) pauses its running job at the job's next progress step while a lane of higher priority has work, so
+that a post gets the CPU at once (at most ``YIELD_MAX_S`` per job, so photos are delayed, never starved).
+
+A job's work is synchronous (torch) and runs in its lane's own thread pool; the event loop only
 schedules. Cancellation is cooperative: the engine reports progress at every optimisation step, and the
 progress callback raises :class:`JobCancelled` once the job is cancelled (by the client, a disconnect, the
 timeout or shutdown). The client is answered at once; the thread stops at its next step.
@@ -23,11 +29,16 @@ from typing import Any
 import torch
 
 from .errors import ErrorCode, ProtocolError
-from .limits import RETRY_AFTER_MAX_MS, RETRY_AFTER_MIN_MS, Limits
+from .limits import JOB_DURATION_PRIOR_S, RETRY_AFTER_MAX_MS, RETRY_AFTER_MIN_MS, Limits
 
 logger = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE = "queued", "running", "done"
+# Lane kinds, highest priority first.
+TEXT, LONG_TEXT, IMAGE = "text", "text-long", "image"
+PRIORITY = {TEXT: 2, LONG_TEXT: 1, IMAGE: 0}
+# The longest a job pauses in total for lanes of higher priority; past it, it runs beside them.
+YIELD_MAX_S = 60.0
 # Weight of the newest job in the running average of job durations (for the busy retry hint).
 _EWMA_WEIGHT = 0.2
 
@@ -82,6 +93,8 @@ class Job:
         self._interval = progress_interval_s
         self._last_stage: str | None = None
         self._last_sent = 0.0
+        self.started: float | None = None  # time.monotonic() when it started running
+        self.paused_s = 0.0  # time spent waiting for lanes of higher priority (not counted by the timeout)
 
     @property
     def done(self) -> bool:
@@ -114,6 +127,11 @@ class Job:
         """The engine's progress callback: raises JobCancelled once cancelled; forwards at most every interval."""
         if self._cancelled.is_set():
             raise JobCancelled
+        lane = self.lane
+        if lane is not None and lane.outranked() and self.paused_s < YIELD_MAX_S:
+            self.paused_s += lane.wait_turn(self._cancelled, YIELD_MAX_S - self.paused_s)
+            if self._cancelled.is_set():
+                raise JobCancelled
         now = time.monotonic()
         if stage == self._last_stage and now - self._last_sent < self._interval and fraction < 1.0:
             return
@@ -140,20 +158,55 @@ class Stats:
 
 
 class Lane:
-    """The bounded queue and worker threads of one device."""
+    """The bounded queue and worker threads of one kind of job on one device."""
 
-    def __init__(self, device: str, workers: int = 1):
+    def __init__(self, device: str, kind: str = IMAGE, workers: int = 1, timeout_s: float = 600.0,
+                 turn: threading.Condition | None = None):
         self.device = device
+        self.kind = kind
+        self.name = device if kind == IMAGE else f"{device}:{kind}"
+        self.priority = PRIORITY[kind]
         self.workers = workers
+        self.timeout_s = timeout_s
         self.queued: dict[Job, None] = {}  # insertion-ordered set of jobs waiting
         self.running: set[Job] = set()
         self.avg_s: float | None = None  # running average of job durations (None before the first job)
+        self.above: list[Lane] = []  # lanes of higher priority on the same device
+        self.active = 0  # queued + running, as the worker threads read it
+        self._turn = turn or threading.Condition()
         self._wakeup: asyncio.Queue[Job] = asyncio.Queue()
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ally-{device}")
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"ally-{self.name}")
         self.tasks: list[asyncio.Task[None]] = []
 
+    def update(self) -> None:
+        """On the event loop, after a change of queued/running: wake the lanes below if this one is idle."""
+        self.active = len(self.queued) + len(self.running)
+        if self.active == 0:
+            with self._turn:
+                self._turn.notify_all()
+
+    def outranked(self) -> bool:
+        return any(lane.active for lane in self.above)
+
+    def wait_turn(self, cancelled: threading.Event, most_s: float) -> float:
+        """In a worker thread: wait until no lane above has work (or ``most_s``, or cancellation)."""
+        started = time.monotonic()
+        with self._turn:
+            while self.outranked() and not cancelled.is_set():
+                left = most_s - (time.monotonic() - started)
+                if left <= 0:
+                    break
+                self._turn.wait(min(left, 0.25))
+        return time.monotonic() - started
+
+    def estimate_s(self, prior_s: float) -> float:
+        """A job's expected duration: the running average, at least as long as the longest running job so far."""
+        per_job = self.avg_s if self.avg_s is not None else prior_s
+        now = time.monotonic()
+        return max([per_job, *(now - job.started for job in self.running if job.started is not None)])
+
     def snapshot(self, capacity: int) -> dict[str, Any]:
-        return {"device": self.device, "queued": len(self.queued), "running": len(self.running),
+        return {"device": self.device, "kind": self.kind, "queued": len(self.queued), "running": len(self.running),
                 "capacity": capacity}
 
 
@@ -162,46 +215,76 @@ class JobManager:
     """All lanes; admission (back-pressure), cancellation and draining."""
 
     limits: Limits
-    devices: tuple[str, ...]
+    devices: tuple[str, ...]  # devices with an image lane
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # set once the engines are warm
     workers: int = 1  # per lane (tests with a fake engine use more)
+    text_devices: tuple[str, ...] = ()  # devices with the two text lanes
     lanes: dict[str, Lane] = field(init=False)
     stats: Stats = field(default_factory=Stats)
     pending_bytes: int = 0
     closing: bool = False
 
     def __post_init__(self) -> None:
-        self.lanes = {d: Lane(d, self.workers) for d in dict.fromkeys(self.devices)}
+        turn = threading.Condition()
+        timeouts = {IMAGE: self.limits.job_timeout_s, TEXT: min(self.limits.job_timeout_s,
+                                                                 self.limits.text_job_timeout_s),
+                    LONG_TEXT: self.limits.job_timeout_s}
+        wanted = [(d, IMAGE) for d in dict.fromkeys(self.devices)]
+        wanted += [(d, kind) for d in dict.fromkeys(self.text_devices) for kind in (TEXT, LONG_TEXT)]
+        lanes = [Lane(d, kind, self.workers, timeouts[kind], turn) for d, kind in wanted]
+        for lane in lanes:
+            lane.above = [o for o in lanes if o.device == lane.device and o.priority > lane.priority]
+        self.lanes = {lane.name: lane for lane in lanes}
 
     def start(self) -> None:
         for lane in self.lanes.values():
-            lane.tasks = [asyncio.create_task(self._worker(lane), name=f"ally-lane-{lane.device}-{i}")
+            lane.tasks = [asyncio.create_task(self._worker(lane), name=f"ally-lane-{lane.name}-{i}")
                           for i in range(lane.workers)]
+
+    def lane_for(self, device: str, kind: str) -> Lane:
+        name = device if kind == IMAGE else f"{device}:{kind}"
+        lane = self.lanes.get(name)
+        if lane is None:  # an engine on a device nobody planned a lane for (tests); made on first use
+            lane = Lane(device, kind, self.workers, self.limits.job_timeout_s)
+            self.lanes[name] = lane
+            lane.tasks = [asyncio.create_task(self._worker(lane), name=f"ally-lane-{name}-{i}")
+                          for i in range(lane.workers)]
+        return lane
 
     # -- admission ------------------------------------------------------------------------------------------
 
-    def submit(self, job: Job, device: str) -> None:
-        """Queue ``job`` on ``device``'s lane, or raise BUSY (with a retry hint) / SHUTTING_DOWN."""
+    def submit(self, job: Job, device: str, kind: str = IMAGE) -> None:
+        """Queue ``job`` on the lane of ``kind`` on ``device``, or raise BUSY (with a retry hint) / SHUTTING_DOWN."""
         if self.closing:
             raise ProtocolError(ErrorCode.SHUTTING_DOWN)
-        lane = self.lanes[device]
+        lane = self.lane_for(device, kind)
         if len(lane.queued) >= self.limits.max_queued_jobs or \
                 self.pending_bytes + job.size > self.limits.max_pending_bytes:
             self.stats.busy += 1
-            # About when the queue has drained by half: sooner retries would only be refused again.
-            drain_ms = (lane.avg_s or 0.0) * 1000 * max(1, len(lane.queued) // 2) / lane.workers
-            retry = min(max(round(drain_ms), RETRY_AFTER_MIN_MS), RETRY_AFTER_MAX_MS)
-            raise ProtocolError(ErrorCode.BUSY, f"the {device} queue is full ({len(lane.queued)} waiting)",
-                                {"retry_after_ms": retry})
+            raise ProtocolError(ErrorCode.BUSY, f"the {lane.name} queue is full ({len(lane.queued)} waiting)",
+                                {"retry_after_ms": self.retry_after_ms(lane)})
         job.lane = lane
         lane.queued[job] = None
+        lane.update()
         self.pending_bytes += job.size
         lane._wakeup.put_nowait(job)
+
+    def retry_after_ms(self, lane: Lane) -> int:
+        """About when ``lane``'s queue has drained by half: what is left of the running jobs and half of the
+        waiting ones, at the lane's average job duration (a prior per kind before the first job finished,
+        and never less than the longest-running job's time so far). Sooner retries would only be refused."""
+        per_job = lane.estimate_s(JOB_DURATION_PRIOR_S[lane.kind])
+        now = time.monotonic()
+        running_left = sum(max(per_job - (now - job.started), 0.1 * per_job)
+                           for job in lane.running if job.started is not None)
+        drain_s = (running_left + per_job * max(1, (len(lane.queued) + 1) // 2)) / lane.workers
+        return min(max(round(drain_s * 1000), RETRY_AFTER_MIN_MS), RETRY_AFTER_MAX_MS)
 
     def _unqueue(self, job: Job) -> None:
         if job.lane is not None and job in job.lane.queued:
             del job.lane.queued[job]
             self.pending_bytes -= job.size
+            job.lane.update()
 
     def cancel(self, job: Job, code: ErrorCode = ErrorCode.CANCELLED, message: str | None = None) -> bool:
         """Cancel a queued or running job; answered at once. False if it had already finished."""
@@ -224,23 +307,30 @@ class JobManager:
             job = await lane._wakeup.get()
             if job.done:  # cancelled while it waited
                 continue
-            self._unqueue(job)
             lane.running.add(job)
+            self._unqueue(job)
+            lane.update()
             try:
                 await self._run(lane, job)
             finally:
                 lane.running.discard(job)
+                lane.update()
 
     async def _run(self, lane: Lane, job: Job) -> None:
         loop = asyncio.get_running_loop()
         job.state = RUNNING
         started = loop.time()
+        job.started = time.monotonic()
         future = loop.run_in_executor(lane.executor, job.execute)
         try:
-            finished, _ = await asyncio.wait({future}, timeout=self.limits.job_timeout_s)
+            while True:  # the timeout counts the job's own time, not its pauses for lanes above it
+                left = started + lane.timeout_s + job.paused_s - loop.time()
+                finished, _ = await asyncio.wait({future}, timeout=max(left, 0.0))
+                if finished or loop.time() - started - job.paused_s >= lane.timeout_s:
+                    break
             if not finished:
-                self.cancel(job, ErrorCode.TIMEOUT, f"the job took more than {self.limits.job_timeout_s:g} s")
-                logger.warning("job %s timed out on %s; waiting for its thread to stop", job.id, lane.device)
+                self.cancel(job, ErrorCode.TIMEOUT, f"the job took more than {lane.timeout_s:g} s")
+                logger.warning("job %s timed out on %s; waiting for its thread to stop", job.id, lane.name)
                 await asyncio.wait({future})
         except asyncio.CancelledError:
             self.cancel(job, ErrorCode.SHUTTING_DOWN, "the daemon shut down before the job finished")
@@ -253,7 +343,7 @@ class JobManager:
             else:
                 self.stats.failed += 1
         job.resolve(outcome)
-        elapsed = loop.time() - started
+        elapsed = loop.time() - started - job.paused_s
         lane.avg_s = elapsed if lane.avg_s is None else (1 - _EWMA_WEIGHT) * lane.avg_s + _EWMA_WEIGHT * elapsed
 
     @staticmethod

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..levels import Level
 from .engines import Engines
+from .imagecheck import HeaderChecks
 from .jobs import JobManager
 from .limits import Limits
 from .pairing import PairingBroker, PairingRegistry
@@ -37,3 +38,4 @@ PAIRINGS = web.AppKey("ally.pairings", PairingRegistry)
 BROKER = web.AppKey("ally.broker", PairingBroker)
 SESSIONS: web.AppKey[SessionRegistry] = web.AppKey("ally.sessions")
 LOCAL_TOKEN = web.AppKey("ally.local_token", str)
+CHECKS = web.AppKey("ally.checks", HeaderChecks)
