@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Protocol
 
 from ..imaging.errors import ImageError
-from ..imaging.io import LoadedImage, encode_image, load_image
+from ..imaging.io import LoadedImage, encode_image, load_image, scrubbed_bytes
 from ..levels import Level
 from .errors import ErrorCode, ProtocolError
 from .jobs import JobOutput, Progress
@@ -198,7 +198,11 @@ def image_work(
         try:
             image = load_image(payload)
             result = protector.protect(image, level, progress)
-            data, mime = encode_image(result.rgb, image, format=output_format(fmt, image.format))
+            out_format = output_format(fmt, image.format)
+            if not result.cloaked and out_format in (None, image.format):
+                data, mime = scrubbed_bytes(image)  # pixels unchanged: scrub the container, no re-encode
+            else:
+                data, mime = encode_image(result.rgb, image, format=out_format)
         except ImageError as e:
             raise ProtocolError.from_image_error(e) from None
         similarity = [max(r.similarity.values()) for r in result.reports if getattr(r, "similarity", None)]

@@ -10,6 +10,7 @@ the cached tensors.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -59,6 +60,8 @@ class MiniLM:
         self.tok.no_padding()
         self.threads = threads
         self._cache: dict[str, np.ndarray] = {}
+        # The daemon runs short and long texts in two lanes at once: one encoder, one caller at a time.
+        self._lock = threading.Lock()
 
     @classmethod
     def from_files(cls, files: dict[str, Path]) -> MiniLM:
@@ -72,6 +75,10 @@ class MiniLM:
         return F.normalize(pooled, dim=-1)
 
     def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+        with self._lock:
+            return self._encode(texts, batch_size)
+
+    def _encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
         prev = torch.get_num_threads()
         if self.threads:
