@@ -20,7 +20,9 @@ from .device import best_device
 from .faces.detect import Face, FaceDetector
 from .imaging.io import LoadedImage
 from .levels import FACE_CLOAK, CloakSettings, Level
+from .protect import receipt
 from .protect.face_cloak import FaceCloak, FaceReport
+from .protect.receipt import FaceReceipt
 from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
 
 Progress = Callable[[str, float], None]  # (stage, fraction done of the whole photo in [0, 1])
@@ -32,6 +34,12 @@ class PhotoProtection:
     level: Level
     faces: list[Face]
     reports: list[FaceReport] = field(default_factory=list)
+    receipts: list[FaceReceipt] = field(default_factory=list)  # per cloaked face: a held-out recognizer's check
+
+    @property
+    def still_matched(self) -> int:
+        """Faces the receipt's recognizer still matches to the original after the site's JPEG and resize."""
+        return sum(r.matched for r in self.receipts)
 
     @property
     def cloaked(self) -> bool:
@@ -64,12 +72,22 @@ class Engine:
             return None
         return decoy_embeddings(self.config.decoy_seed, self.surrogates, self.device)
 
+    @cached_property
+    def receipt_recognizer(self) -> AlignedRecognizer:
+        if receipt.RECEIPT_MODEL in self.config.surrogates:
+            raise ValueError(f"{receipt.RECEIPT_MODEL} is in the attack ensemble: it cannot check the cloak")
+        return load_aligned(receipt.RECEIPT_MODEL, self.cache, self.device)
+
     def warm_up(self) -> None:
         """Load every model now rather than on the first photo."""
-        _ = self.detector, self.surrogates, self.decoys
+        _ = self.detector, self.surrogates, self.decoys, self.receipt_recognizer
 
-    def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None) -> PhotoProtection:
-        """Cloak every face found in ``image`` (upright RGB); with no face, return the pixels unchanged."""
+    def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
+                with_receipt: bool = True) -> PhotoProtection:
+        """Cloak every face found in ``image`` (upright RGB); with no face, return the pixels unchanged.
+
+        With ``with_receipt``, each cloaked face is checked by a recognizer outside the ensemble (see
+        ``ally.protect.receipt``)."""
         with self._lock:
             if progress:
                 progress("detecting faces", 0.0)
@@ -84,4 +102,9 @@ class Engine:
                     progress(f"cloaking {count} {noun}", step / steps)
 
             result = cloak.protect(image.rgb, faces, on_step)
-            return PhotoProtection(result.rgb, level, faces, result.faces)
+            receipts = []
+            if with_receipt:
+                if progress:
+                    progress("checking with a held-out recognizer", 1.0)
+                receipts = receipt.check(self.receipt_recognizer, image.rgb, result.rgb, faces, result.faces)
+            return PhotoProtection(result.rgb, level, faces, result.faces, receipts)

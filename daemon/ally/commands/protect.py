@@ -54,9 +54,23 @@ def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
         return f"{src} → {dst}: no face found; pixels unchanged, {scrub}"
     if not result.cloaked:
         return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked (level off); pixels unchanged, {scrub}"
-    sims = [min(r.similarity.values()) for r in result.reports]
-    return (f"{src} → {dst}: {len(result.faces)} face(s) cloaked at {result.level.value}; "
-            f"surrogate similarity to the original ≤ {max(sims):.2f}; {scrub}")
+    head = f"{src} → {dst}: {len(result.faces)} face(s) cloaked at {result.level.value}; {scrub}"
+    return "\n".join([head, *receipt_lines(result)])
+
+
+def receipt_lines(result: PhotoProtection) -> list[str]:
+    """The receipt, a line per face, as the user reads it."""
+    lines = []
+    for i, (rc, report) in enumerate(zip(result.receipts, result.reports), 1):
+        verdict = ("STILL MATCHES the original" if rc.matched else "no longer matches the original")
+        lines.append(f"  face {i}: {rc.recognizer} (not used to make the cloak) {verdict} after {rc.condition} "
+                     f"(distance {rc.distance:.3f}, same person below {rc.threshold:.3f}); "
+                     f"visibility SSIMULACRA2 {report.ssimulacra2:.1f}")
+    if result.still_matched:
+        harder = {Level.LOW: "medium", Level.MEDIUM: "high"}.get(result.level)
+        hint = f" — protect harder with --level {harder}" if harder else " — this is the strongest level"
+        lines.append(f"  {result.still_matched} of {len(result.receipts)} face(s) still recognisable{hint}")
+    return lines
 
 
 def run_protect(args: argparse.Namespace) -> int:

@@ -209,7 +209,8 @@ def image_work(
         return JobOutput(
             {"image": {"bytes": len(data), "type": mime, "width": image.width, "height": image.height},
              "level": level.value, "faces": len(result.faces), "cloaked": bool(result.cloaked),
-             "similarity": [round(float(s), 4) for s in similarity], "device": device_name(protector),
+             "similarity": [round(float(s), 4) for s in similarity],
+             "receipt": [r.as_dict() for r in getattr(result, "receipts", [])], "device": device_name(protector),
              "elapsed_ms": round((time.monotonic() - started) * 1000)},
             data,
         )

@@ -97,6 +97,14 @@ class Method:
 _ALL = frozenset({EXTENSION, LOCAL, PAIRING})
 _WORK = frozenset({EXTENSION, LOCAL})
 
+# Per cloaked face: does a recognizer outside the ensemble still match it after a site's JPEG and resize?
+_RECEIPT = _obj(
+    {"recognizer": {"type": "string", "maxLength": 100}, "condition": {"type": "string", "maxLength": 100},
+     "matched": {"type": "boolean"}, "distance": {"type": "number"}, "threshold": {"type": "number"},
+     "ssimulacra2": {"type": "number"}},
+    ("recognizer", "condition", "matched", "distance", "threshold", "ssimulacra2"),
+)
+
 METHODS: dict[str, Method] = {
     "hello": Method(
         params=_obj({"protocol": {"type": "integer", "minimum": 1},
@@ -137,6 +145,7 @@ METHODS: dict[str, Method] = {
                 "faces": _COUNT,
                 "cloaked": {"type": "boolean"},
                 "similarity": {"type": "array", "items": {"type": "number"}},
+                "receipt": {"type": "array", "items": _RECEIPT},
                 "device": {"type": "string"},
                 "elapsed_ms": _COUNT,
             },
