@@ -17,7 +17,7 @@ import platformdirs
 from .levels import Level
 
 CONFIG_ENV = "ALLY_CONFIG_DIR"
-DEFAULT_SURROGATES = ("faceres", "faceres-deep", "mobileface")
+DEFAULT_SURROGATES = ("faceres", "faceres-deep", "mobileface", "mobilefacenet")  # three families
 DEFAULT_PORT = 28417  # the daemon's; below the ephemeral port ranges of Linux (32768+), macOS and Windows
 
 

@@ -22,7 +22,10 @@ from .imaging.io import LoadedImage
 from .levels import FACE_CLOAK, CloakSettings, Level
 from .protect import receipt
 from .protect.face_cloak import FaceCloak, FaceReport
+from .eval.evaluators import DlibEvaluator
 from .protect.receipt import FaceReceipt
+
+RECEIPT_THRESHOLD = 0.6  # dlib's euclidean same-person cut (face_recognition's default)
 from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
 
 Progress = Callable[[str, float], None]  # (stage, fraction done of the whole photo in [0, 1])
@@ -73,10 +76,14 @@ class Engine:
         return decoy_embeddings(self.config.decoy_seed, self.surrogates, self.device)
 
     @cached_property
-    def receipt_recognizer(self) -> AlignedRecognizer:
-        if receipt.RECEIPT_MODEL in self.config.surrogates:
-            raise ValueError(f"{receipt.RECEIPT_MODEL} is in the attack ensemble: it cannot check the cloak")
-        return load_aligned(receipt.RECEIPT_MODEL, self.cache, self.device)
+    def receipt_recognizer(self) -> DlibEvaluator | None:
+        """dlib's recognizer in its own runtime, or None where dlib is not installed (then no receipt)."""
+        try:
+            from ally_models.dlib_runtime import DlibFaceRecognizer
+        except ImportError:
+            return None
+        files = self.cache.files(receipt.RECEIPT_MODEL, pull=True)
+        return DlibEvaluator(DlibFaceRecognizer(files["recognizer.dat"], files["shape5.dat"]))
 
     def warm_up(self) -> None:
         """Load every model now rather than on the first photo."""
@@ -103,8 +110,9 @@ class Engine:
 
             result = cloak.protect(image.rgb, faces, on_step)
             receipts = []
-            if with_receipt:
+            if with_receipt and self.receipt_recognizer is not None:
                 if progress:
                     progress("checking with a held-out recognizer", 1.0)
-                receipts = receipt.check(self.receipt_recognizer, image.rgb, result.rgb, faces, result.faces)
+                receipts = receipt.check(self.receipt_recognizer, RECEIPT_THRESHOLD, image.rgb, result.rgb, faces,
+                                         result.faces)
             return PhotoProtection(result.rgb, level, faces, result.faces, receipts)

@@ -29,6 +29,10 @@
     del { background: #fee2e2; color: #991b1b; }
     ins { background: #dcfce7; color: #166534; text-decoration: none; }
     del + ins { margin-left: 3px; }
+    .thumbs { display: flex; gap: 6px; margin-top: 8px; }
+    .thumbs figure { margin: 0; flex: 1; text-align: center; font-size: 11px; color: #64748b; }
+    .thumbs img { width: 100%; height: 96px; object-fit: cover; border-radius: 4px; border: 1px solid #e2e8f0; }
+    .box[data-state=warn] .dot { background: #d97706; }
     [hidden] { display: none !important; }
   `;
 
@@ -46,6 +50,10 @@
           <div class="bar"><div class="fill"></div></div>
           <div class="stage"></div>
           <div class="diff" hidden></div>
+          <div class="thumbs" hidden>
+            <figure><img class="before" alt="original"><figcaption>original</figcaption></figure>
+            <figure><img class="after" alt="what will be uploaded"><figcaption>uploaded</figcaption></figure>
+          </div>
           <ul class="report" data-goal="" hidden></ul>
           <div class="buttons"></div>
         </div>`;
@@ -118,6 +126,37 @@
       this.place();
     }
 
+    /** Before/after thumbnails of a photo (Files or Blobs); the URLs are revoked when the overlay closes. */
+    thumbs(before, after) {
+      const el = this.root.querySelector(".thumbs");
+      this._urls ??= [];
+      for (const [cls, blob] of [["before", before], ["after", after]]) {
+        const img = el.querySelector(`img.${cls}`);
+        const url = URL.createObjectURL(blob);
+        this._urls.push(url);
+        img.onerror = () => { el.hidden = true; };  // a page's CSP may refuse blob: images: then none is shown
+        img.src = url;
+      }
+      el.hidden = false;
+      this.place();
+    }
+
+    /** The photo's receipt: one line per face (the daemon's result.receipt); warns where a face still matches. */
+    receipt(entries) {
+      const el = this.root.querySelector(".report");
+      el.textContent = "";
+      for (const [i, r] of (entries ?? []).entries()) {
+        const li = document.createElement("li");
+        li.textContent = `Face ${i + 1}: ${r.matched ? "still recognised" : "no longer recognised"} by ${r.recognizer} ` +
+          `(not used to make the cloak) after ${r.condition}; visibility ${r.ssimulacra2.toFixed(0)}/100.`;
+        if (r.matched) li.className = "warn";
+        el.appendChild(li);
+      }
+      el.dataset.goal = (entries ?? []).some((r) => r.matched) ? "not-reached" : "reached";
+      el.hidden = !el.childElementCount;
+      this.place();
+    }
+
     /** Buttons: [{label, kind: primary|danger|plain, action, onClick}]. Replaces the current ones. */
     buttons(list) {
       const el = this.root.querySelector(".buttons");
@@ -138,6 +177,7 @@
 
     close(afterMs = 0) {
       const go = () => {
+        for (const url of this._urls ?? []) URL.revokeObjectURL(url);
         window.removeEventListener("scroll", this._onScroll, true);
         window.removeEventListener("resize", this._onScroll);
         this.host.remove();

@@ -38,7 +38,7 @@
   }
 
   /** One file through the daemon; resolves {file, result} or {file: original, passthrough}. */
-  async function protectFile(file, { onProgress, onPort }) {
+  async function protectFile(file, { onProgress, onPort, level }) {
     const data = await fileToBase64(file);
     return new Promise((resolve, reject) => {
       const port = api.runtime.connect({ name: "ally.protect" });
@@ -68,7 +68,7 @@
       port.onDisconnect.addListener(() => {
         if (!settled) reject(new UploadError({ name: "connection_lost", message: "The extension's background worker stopped." }));
       });
-      port.postMessage({ type: "image", name: file.name, mime: file.type, data, url: location.href });
+      port.postMessage({ type: "image", name: file.name, mime: file.type, data, url: location.href, level });
     });
   }
 
@@ -180,7 +180,7 @@
       finish();
     } }]);
     const out = [];
-    const summary = { faces: 0, cloaked: 0, protected: 0 };
+    const summary = { faces: 0, cloaked: 0, protected: 0, receipt: [], level: null, first: null };
     try {
       let index = 0;
       for (const file of files) {
@@ -196,6 +196,9 @@
           summary.protected += 1;
           summary.faces += r.result.faces ?? 0;
           if (r.result.cloaked) summary.cloaked += r.result.faces ?? 0;
+          summary.receipt.push(...(r.result.receipt ?? []));
+          summary.level = r.result.level;
+          summary.first ??= { before: file, after: r.file };
         }
       }
     } catch (e) {
@@ -215,9 +218,57 @@
     }
     deliver(kind, target, out, init);
     const faces = summary.cloaked ? `${summary.cloaked} face${summary.cloaked > 1 ? "s" : ""} cloaked` : "no face found";
-    overlay.set({ state: "done", title: "Photo protected", fraction: 1, stage: "",
-      message: summary.protected ? `${faces}; metadata removed.` : "Protection is off for this site: uploaded unchanged.", progress: false });
+    const matched = summary.receipt.filter((r) => r.matched).length;
+    overlay.set({ state: matched ? "warn" : "done", title: matched ? "Photo protected — but not enough" : "Photo protected",
+      fraction: 1, stage: "", progress: false,
+      message: summary.protected ? `${faces}; metadata removed.` : "Protection is off for this site: uploaded unchanged." });
+    if (summary.first && summary.cloaked) overlay.thumbs(summary.first.before, summary.first.after);
+    overlay.receipt(summary.receipt);
+    const harder = NEXT_LEVEL[summary.level];
+    if (matched && harder) {
+      // The protected photo is already with the page (better than the original). A harder one replaces it in a
+      // file input; a dropped or pasted photo cannot be taken back, so the harder one is offered to save.
+      overlay.buttons([
+        { label: `Protect harder (${harder})`, kind: "primary", action: "harder",
+          onClick: () => { finish(); protectHarder(kind, target, files, init, harder); } },
+        { label: "Keep this one", action: "ok", onClick: finish },
+      ]);
+      return;
+    }
     overlay.buttons([{ label: "OK", action: "ok", onClick: finish }]);
-    overlay.close(4000);
+    if (!matched) overlay.close(4000);  // a warning stays until it is read
   };
+
+  const NEXT_LEVEL = { low: "medium", medium: "high" };
+
+  /** Protect the original files again at ``level``; a file input gets them, other targets a save button. */
+  async function protectHarder(kind, target, files, init, level) {
+    const overlay = new ally.Overlay(target?.getBoundingClientRect ? target : null, "upload");
+    overlay.set({ state: "working", title: `Ally is protecting your photo harder (${level})`, message: "", progress: true, fraction: 0 });
+    const out = [];
+    const receipt = [];
+    try {
+      for (const file of files) {
+        if (!ally.isImage(file)) { out.push(file); continue; }
+        const r = await protectFile(file, { level, onPort: () => {}, onProgress: (p) => overlay.set({ stage: p.stage ?? "", fraction: p.fraction ?? 0 }) });
+        out.push(r.file);
+        receipt.push(...(r.result?.receipt ?? []));
+      }
+    } catch (e) {
+      overlay.set({ state: "error", title: "Could not protect harder", message: reasonText(e.error ?? { message: String(e) }), progress: false });
+      overlay.buttons([{ label: "Close", action: "cancel", onClick: () => overlay.close() }]);
+      return;
+    }
+    const still = receipt.filter((r) => r.matched).length;
+    overlay.set({ state: still ? "warn" : "done", title: `Photo protected at ${level}`, progress: false,
+      message: kind === "input" ? "The upload now holds the harder-protected photo." : "Save it and upload it in place of the first one." });
+    overlay.receipt(receipt);
+    if (kind === "input") {
+      deliverToInput(target, out);
+      overlay.buttons([{ label: "OK", action: "ok", onClick: () => overlay.close() }]);
+    } else {
+      overlay.buttons([{ label: "Save protected photo", kind: "primary", action: "save", onClick: () => { for (const f of out) save(f); overlay.close(); } },
+        { label: "Close", action: "cancel", onClick: () => overlay.close() }]);
+    }
+  }
 })();

@@ -3,7 +3,7 @@
 import { bytesToBase64, base64ToBytes } from "./b64.js";
 import { DaemonConnection } from "./connection.js";
 import { changedWords, diffWords } from "./diff.js";
-import { imageLevel, normalizeLevel } from "./levels.js";
+import { LEVELS, imageLevel, normalizeLevel } from "./levels.js";
 import { ProtocolError, localError } from "./protocol.js";
 import { createStore } from "./settings.js";
 import { allSites, pageConfig, siteForUrl } from "./sites.js";
@@ -73,7 +73,9 @@ function post(port, msg) {
 async function protectImage(msg, port) {
   const settings = await store.settings();
   const page = pageConfig(msg.url, settings);
-  const level = imageLevel(settings.level, settings.protections);
+  let level = imageLevel(settings.level, settings.protections);
+  // "Protect harder" asks for a stronger level than the settings' for this one photo (never a weaker one).
+  if (level !== null && level !== "off" && msg.level && LEVELS.indexOf(msg.level) > LEVELS.indexOf(level)) level = msg.level;
   if (!page.enabled || level === null) {
     post(port, { type: "passthrough", reason: "protection is off for this site" });
     return;

@@ -62,10 +62,15 @@ def receipt_lines(result: PhotoProtection) -> list[str]:
     """The receipt, a line per face, as the user reads it."""
     lines = []
     for i, (rc, report) in enumerate(zip(result.receipts, result.reports), 1):
-        verdict = ("STILL MATCHES the original" if rc.matched else "no longer matches the original")
-        lines.append(f"  face {i}: {rc.recognizer} (not used to make the cloak) {verdict} after {rc.condition} "
-                     f"(distance {rc.distance:.3f}, same person below {rc.threshold:.3f}); "
-                     f"visibility SSIMULACRA2 {report.ssimulacra2:.1f}")
+        if not rc.found:
+            verdict = "cannot judge: its detector does not find this face even in the original"
+        elif rc.distance is None:
+            verdict = f"no longer finds the face after {rc.condition}"
+        else:
+            verdict = ("STILL MATCHES the original" if rc.matched else "no longer matches the original")
+            verdict += f" after {rc.condition} (distance {rc.distance:.2f}; same person at ≤ {rc.threshold:.2f})"
+        lines.append(f"  face {i}: {rc.recognizer} (not used to make the cloak) {verdict}; "
+                     f"visibility SSIMULACRA2 {report.ssimulacra2:.0f}/100")
     if result.still_matched:
         harder = {Level.LOW: "medium", Level.MEDIUM: "high"}.get(result.level)
         hint = f" — protect harder with --level {harder}" if harder else " — this is the strongest level"

@@ -100,9 +100,9 @@ _WORK = frozenset({EXTENSION, LOCAL})
 # Per cloaked face: does a recognizer outside the ensemble still match it after a site's JPEG and resize?
 _RECEIPT = _obj(
     {"recognizer": {"type": "string", "maxLength": 100}, "condition": {"type": "string", "maxLength": 100},
-     "matched": {"type": "boolean"}, "distance": {"type": "number"}, "threshold": {"type": "number"},
-     "ssimulacra2": {"type": "number"}},
-    ("recognizer", "condition", "matched", "distance", "threshold", "ssimulacra2"),
+     "found": {"type": "boolean"}, "matched": {"type": "boolean"}, "distance": {"type": ["number", "null"]},
+     "threshold": {"type": "number"}, "ssimulacra2": {"type": "number"}},
+    ("recognizer", "condition", "found", "matched", "distance", "threshold", "ssimulacra2"),
 )
 
 METHODS: dict[str, Method] = {
