@@ -28,6 +28,7 @@ from ..engine import Engine
 from ..imaging.io import load_image, save_image
 from ..levels import Level
 from .dataset import EvalSet, LabelledFace, LabelledPhoto, load_eval_set
+from . import visibility
 from .evaluators import Evaluator, load_evaluators
 from .report import write_report
 from .sites import AS_UPLOADED, CONDITIONS, SiteCondition
@@ -55,6 +56,36 @@ class LevelQuality:
     psnr: list[float] = field(default_factory=list)
     ssim: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    ssimulacra2: list[float] = field(default_factory=list)  # whole photo, as written, vs the original
+    butteraugli: list[float] = field(default_factory=list)  # whole photo (empty: binary unavailable)
+    face_ssimulacra2: list[float] = field(default_factory=list)  # each labelled face region
+    face_butteraugli: list[float] = field(default_factory=list)
+    butteraugli_note: str | None = None
+
+    def summary(self) -> dict:
+        def stat(v: list[float], f) -> float | None:
+            return float(f(v)) if v else None
+
+        return {"psnr_mean": stat(self.psnr, np.mean), "ssim_mean": stat(self.ssim, np.mean),
+                "ssim_min": stat(self.ssim, np.min), "seconds_mean": float(np.mean(self.seconds)),
+                "ssimulacra2_mean": stat(self.ssimulacra2, np.mean),
+                "ssimulacra2_min": stat(self.ssimulacra2, np.min),
+                "butteraugli_mean": stat(self.butteraugli, np.mean),
+                "butteraugli_max": stat(self.butteraugli, np.max),
+                "face_ssimulacra2_mean": stat(self.face_ssimulacra2, np.mean),
+                "face_ssimulacra2_min": stat(self.face_ssimulacra2, np.min),
+                "face_butteraugli_mean": stat(self.face_butteraugli, np.mean),
+                "face_butteraugli_max": stat(self.face_butteraugli, np.max),
+                "butteraugli_note": self.butteraugli_note}
+
+    def add_visibility(self, vis: visibility.Visibility) -> None:
+        self.ssimulacra2.append(vis.whole.ssimulacra2)
+        self.face_ssimulacra2.extend(f.ssimulacra2 for f in vis.faces)
+        if vis.whole.butteraugli is not None:
+            self.butteraugli.append(vis.whole.butteraugli)
+            self.face_butteraugli.extend(f.butteraugli for f in vis.faces if f.butteraugli is not None)
+        else:
+            self.butteraugli_note = vis.butteraugli_note
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -92,10 +123,23 @@ def _as_written(rgb: np.ndarray, path: Path) -> np.ndarray:
     return load_image(buf.getvalue()).rgb
 
 
+def _write_crop(folder: Path, photo: LabelledPhoto, original: np.ndarray, written: np.ndarray) -> Path:
+    """original | protected | amplified difference of the photo's largest labelled face, at 1:1."""
+    from PIL import Image
+
+    face = max(photo.faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{photo.id}.png"
+    Image.fromarray(visibility.side_by_side(original, written, face.box)).save(path)
+    return path
+
+
 def evaluate(
     engine: Engine, data: EvalSet, evaluators: list[Evaluator], levels: list[Level],
     probes: list[LabelledPhoto], conditions: tuple[SiteCondition, ...] = CONDITIONS, log=print,
+    crops: Path | None = None,
 ) -> dict:
+    """Match rates per (level, condition, evaluator) and visibility per level; 1:1 crops under ``crops``."""
     galleries = {ev.name: _gallery_descriptors(ev, data) for ev in evaluators}
     cells: dict[tuple[str, str, str], Cell] = {}
     quality: dict[str, LevelQuality] = {}
@@ -111,6 +155,9 @@ def evaluate(
                 a, b = (torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255 for x in (written, image.rgb))
                 q.psnr.append(float(psnr(a, b)))
                 q.ssim.append(float(ssim(a, b)))
+                q.add_visibility(visibility.measure(image.rgb, written, [f.box for f in photo.faces]))
+                if crops is not None:
+                    _write_crop(crops / level.value, photo, image.rgb, written)
             for cond in conditions:
                 rgb, scale = cond.apply(written)
                 for ev in evaluators:
@@ -137,10 +184,7 @@ def evaluate(
         "probe_faces": sum(len(p.faces) for p in probes),
         "cells": [{"level": k[0], "condition": k[1], "evaluator": k[2], **asdict(c), "match_rate": c.match_rate}
                   for k, c in cells.items()],
-        "quality": {lv: {"psnr_mean": float(np.mean(v.psnr)) if v.psnr else None,
-                         "ssim_mean": float(np.mean(v.ssim)) if v.ssim else None,
-                         "ssim_min": float(np.min(v.ssim)) if v.ssim else None,
-                         "seconds_mean": float(np.mean(v.seconds))} for lv, v in quality.items()},
+        "quality": {lv: v.summary() for lv, v in quality.items()},
         "conditions": [c.name for c in conditions],
         "device": str(engine.device),
     }
@@ -159,7 +203,7 @@ def run_eval_faces(args: argparse.Namespace) -> int:
     evaluators = load_evaluators(cache, args.evaluators.split(","))
     print(f"{len(probes)} probe photos ({sum(len(p.faces) for p in probes)} labelled faces), "
           f"{len(data.identities)} identities; evaluators: {', '.join(e.name for e in evaluators)}")
-    result = evaluate(engine, data, evaluators, levels, probes)
+    result = evaluate(engine, data, evaluators, levels, probes, crops=args.out / "crops")
     result["settings"] = {"levels": [lv.value for lv in levels], "per_identity": args.per_identity,
                           "surrogates": list(config.surrogates)}
     args.out.mkdir(parents=True, exist_ok=True)

@@ -5,20 +5,33 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def _pair(q: dict, key: str) -> str:
+    """'mean (worst)' of a visibility figure; '100 / 0 (original)' for the baseline; 'n/a' when unavailable."""
+    worst = "max" if "butteraugli" in key else "min"
+    mean, bad = q.get(f"{key}_mean"), q.get(f"{key}_{worst}")
+    if q.get("ssim_mean") is None:  # level off: the original itself
+        return "0 (original)" if "butteraugli" in key else "100 (original)"
+    if mean is None:
+        return "n/a"
+    return f"{mean:.1f} ({bad:.1f})"
+
+
 def table(result: dict) -> str:
     q = result["quality"]
     lines = [
         "| level | condition | evaluator | faces | identified | match rate | not detected | pairs matched |"
+        " SSIMULACRA2 photo mean (min) | face mean (min) | Butteraugli photo mean (max) | face mean (max) |"
         " PSNR dB | SSIM mean (min) | s/photo |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in result["cells"]:
         lq = q[c["level"]]
         ssim = f"{lq['ssim_mean']:.4f} ({lq['ssim_min']:.4f})" if lq["ssim_mean"] is not None else "1 (original)"
         psnr = f"{lq['psnr_mean']:.1f}" if lq["psnr_mean"] is not None else "∞"
         pairs = f"{c['pairs_matched']}/{c['pairs']}"
+        vis = " | ".join(_pair(lq, k) for k in ("ssimulacra2", "face_ssimulacra2", "butteraugli", "face_butteraugli"))
         lines.append(f"| {c['level']} | {c['condition']} | {c['evaluator']} | {c['faces']} | {c['identified']} | "
-                     f"{100 * c['match_rate']:.1f} % | {c['not_detected']} | {pairs} | {psnr} | {ssim} | "
+                     f"{100 * c['match_rate']:.1f} % | {c['not_detected']} | {pairs} | {vis} | {psnr} | {ssim} | "
                      f"{lq['seconds_mean']:.1f} |")
     return "\n".join(lines)
 
