@@ -102,3 +102,71 @@ def test_split_halves_are_disjoint_and_cover_everyone_measurable():
     assert tune | report == data.split("all") == {"alice", "bob"}
     assert not tune & report
     assert {p.id for p in data.probes(None, tune)}.isdisjoint({p.id for p in data.probes(None, report)})
+
+
+class _FakeEngine:
+    """Protects by brightening the photo: enough to move the fake evaluator's descriptor at level high."""
+
+    class config:  # noqa: N801 - stands in for Config
+        decoy = False
+
+    device = "cpu"
+
+    def protect(self, image, level):
+        from types import SimpleNamespace
+
+        shift = {"low": 5, "medium": 20, "high": 90}[level.value]
+        return SimpleNamespace(rgb=np.clip(image.rgb.astype(int) + shift, 0, 255).astype(np.uint8))
+
+
+class _FakeEvaluator:
+    """One face filling the photo; its descriptor is the identity colour, shifted by the photo's brightness."""
+
+    name, family, threshold = "fake", "fake", "euclidean ≤ 0.3"
+
+    def faces(self, rgb):
+        d = rgb.reshape(-1, 3).mean(0) / 255.0
+        return [(0.0, 0.0, float(rgb.shape[1]), float(rgb.shape[0]))], d[None]
+
+    def matches(self, probe, gallery):
+        return np.linalg.norm(gallery - probe[None], axis=1) <= 0.3
+
+
+def test_evaluate_and_report_end_to_end_with_fakes(tmp_path):
+    from PIL import Image
+
+    from ally.eval.faces import evaluate
+    from ally.eval.report import write_report
+    from ally.eval.sites import AS_UPLOADED
+    from ally.levels import Level
+
+    rng = np.random.default_rng(1)
+    colours = {"alice": (200, 60, 60), "bob": (60, 60, 200)}
+    photos = {}
+    for pid, who, size in (("a1", "alice", (150, 150)), ("a2", "alice", (200, 160)), ("b1", "bob", (150, 150)),
+                           ("b2", "bob", (150, 150))):
+        w, h = size
+        rgb = np.clip(np.array(colours[who]) + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(rgb).save(tmp_path / f"{pid}.png")
+        face = LabelledFace(pid, 0, (0.0, 0.0, float(w), float(h)), who)
+        photos[pid] = LabelledPhoto(pid, tmp_path / f"{pid}.png", (face,), None, size)
+    data = EvalSet(photos, {"alice": {}, "bob": {}})
+    probes = [photos["a2"], photos["b1"]]
+    result = evaluate(_FakeEngine(), data, [_FakeEvaluator()], [Level.LOW, Level.HIGH], probes,
+                      conditions=(AS_UPLOADED,), log=lambda *_: None, crops=tmp_path / "crops", table="v1")
+    cell = {(c["level"], c["threat"], c["probe"]): c for c in result["cells"]}
+    assert cell[("off", "probe", "all")]["identified"] == 2
+    assert cell[("v1 low", "probe", "all")]["identified"] == 2  # a small shift still matches
+    assert cell[("v1 high", "probe", "all")]["identified"] == 0  # a large one does not
+    assert cell[("v1 high", "probe", "photo")]["faces"] == 1 and cell[("v1 high", "probe", "chip")]["faces"] == 1
+    # gallery threat: clean a1 and b2 against the protected a2 and b1
+    assert cell[("off", "gallery", "all")]["identified"] == 2
+    assert cell[("v1 high", "gallery", "all")]["faces"] == 2
+    assert cell[("v1 high", "gallery", "all")]["identified"] == 0
+    q = result["quality"]
+    assert q["v1 low"]["ssimulacra2_mean"] > q["v1 high"]["ssimulacra2_mean"]
+    assert q["off"]["ssimulacra2_mean"] is None
+    assert sorted(p.name for p in (tmp_path / "crops" / "v1-high").iterdir()) == ["a2.png", "b1.png"]
+    text = write_report(result, tmp_path)
+    assert "v1 high" in text and (tmp_path / "curve.png").exists() and (tmp_path / "faces.png").exists()
+    assert "v1" in (tmp_path / "curve.md").read_text()

@@ -112,6 +112,11 @@ def _gallery_descriptors(evaluator: Evaluator, data: EvalSet) -> dict[str, np.nd
     return out
 
 
+def clean_descriptors(data: EvalSet, evaluators: list[Evaluator]) -> dict[str, dict[str, np.ndarray]]:
+    """Evaluator name → descriptor of every labelled face it finds in its clean photo."""
+    return {ev.name: _gallery_descriptors(ev, data) for ev in evaluators}
+
+
 def _as_written(rgb: np.ndarray, path: Path) -> np.ndarray:
     """The pixels of the file ``ally protect`` would write (same format, its JPEG quality)."""
     like = load_image(path)
@@ -148,7 +153,7 @@ def evaluate(
     engine: Engine, data: EvalSet, evaluators: list[Evaluator], levels: list[Level],
     probes: list[LabelledPhoto], conditions: tuple[SiteCondition, ...] = CONDITIONS, log=print,
     crops: Path | None = None, table: str = "current", identities: set[str] | None = None,
-    baseline: bool = True, decoy_seed: str = "eval",
+    baseline: bool = True, decoy_seed: str = "eval", galleries: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> dict:
     """Match rates per (level, condition, evaluator, threat, probe type) and visibility per level.
 
@@ -156,8 +161,9 @@ def evaluate(
     ``identities`` (default: everyone) are counted; level ``off`` is measured first when ``baseline``. Each
     probe photo is cloaked toward its owner's decoy (``decoy_seed:identity``), so one person's uploads agree,
     as they do for a real user. 1:1 crops of each protected photo's largest face go under ``crops``.
+    ``galleries``: the clean descriptors (:func:`clean_descriptors`), when already computed.
     """
-    galleries = {ev.name: _gallery_descriptors(ev, data) for ev in evaluators}
+    galleries = galleries or clean_descriptors(data, evaluators)
     kind = {p.id: p.kind for p in data.photos.values()}
     counted = [f for p in probes for f in p.faces if identities is None or f.identity in identities]
     everyone = [f for p in data.photos.values() for f in p.faces if identities is None or f.identity in identities]
@@ -228,11 +234,12 @@ def evaluate_tables(
     The baseline (level off) is measured once, with the first table.
     """
     merged: dict | None = None
+    galleries = clean_descriptors(data, evaluators)
     for i, (table, lvs) in enumerate(levels.items()):
         engine = Engine(config, cache, device=device, levels=level_table(table))
         engine.warm_up()
         result = evaluate(engine, data, evaluators, lvs, probes, crops=crops, table=table, identities=identities,
-                          baseline=i == 0, log=log)
+                          baseline=i == 0, log=log, galleries=galleries)
         if merged is None:
             merged = result
         else:

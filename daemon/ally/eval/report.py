@@ -83,8 +83,14 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def curve_points(result: dict, condition: str = CURVE_CONDITION) -> list[dict]:
+def curve_condition(result: dict) -> str:
+    """JPEG 75 + 1080 px when it was measured, else the last condition."""
+    return CURVE_CONDITION if CURVE_CONDITION in result["conditions"] else result["conditions"][-1]
+
+
+def curve_points(result: dict) -> list[dict]:
     """One point per (table, level, evaluator, threat): whole-photo SSIMULACRA2 mean and identification rate."""
+    condition = curve_condition(result)
     points = []
     for threat in ("probe", "gallery"):
         for c in _all(result, threat):
@@ -96,7 +102,7 @@ def curve_points(result: dict, condition: str = CURVE_CONDITION) -> list[dict]:
                            "level": c["level"], "evaluator": c["evaluator"], "threat": threat,
                            "ssimulacra2": x, "ssimulacra2_min": q["ssimulacra2_min"],
                            "face_ssimulacra2": q["face_ssimulacra2_mean"], "butteraugli": q["butteraugli_mean"],
-                           "identified": 100 * c["match_rate"], "faces": c["faces"]})
+                           "identified": 100 * c["match_rate"], "faces": c["faces"], "condition": condition})
     return points
 
 
@@ -104,7 +110,8 @@ def curve_table(points: list[dict]) -> str:
     def f(v, fmt):
         return "n/a" if v is None else format(v, fmt)
 
-    lines = [f"Identification after {CURVE_CONDITION} against whole-photo SSIMULACRA2 (mean over the probe photos).",
+    condition = points[0]["condition"] if points else CURVE_CONDITION
+    lines = [f"Identification after {condition} against whole-photo SSIMULACRA2 (mean over the probe photos).",
              "", "| table | level | threat | evaluator | SSIMULACRA2 photo mean (min) | face mean | Butteraugli | "
              "identified | faces |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
     for p in points:
@@ -147,7 +154,7 @@ def plot_curve(points: list[dict], path: Path) -> None:
             ax.set_xlim(min([p["ssimulacra2"] for p in mine] + [30]) - 5, 102)
             ax.set_ylim(0, 105)
             ax.set_xlabel("SSIMULACRA2, whole photo as written (higher: less visible)")
-            ax.set_ylabel(f"identified after {CURVE_CONDITION} (%)")
+            ax.set_ylabel(f"identified after {mine[0]['condition']} (%)")
             ax.set_title(f"{ev}, threat: {threat}", fontsize=10)
             ax.legend(fontsize=8, loc="upper left")
     fig.suptitle("Identification vs visibility: lower right is better")
