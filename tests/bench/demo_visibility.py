@@ -35,6 +35,15 @@ def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert("RGB"))
 
 
+def _print_row(r: dict) -> None:
+    fs = [f["ssimulacra2"] for f in r["faces"]]
+    fb = [f["butteraugli"] for f in r["faces"] if f["butteraugli"] is not None]
+    ba = r["whole"]["butteraugli"]
+    print(f"| {r['what']} | {r['whole']['ssimulacra2']:.1f} | {np.mean(fs):.1f} ({min(fs):.1f}) | "
+          f"{'n/a' if ba is None else f'{ba:.2f}'} | {f'{np.mean(fb):.2f} ({max(fb):.2f})' if fb else 'n/a'} |",
+          flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--table", default="current")
@@ -50,9 +59,12 @@ def main() -> int:
     boxes = [f.box for f in engine.detector.detect(image.rgb)]
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
+    print("| what | SSIMULACRA2 photo | faces mean (min) | Butteraugli photo | faces mean (max) |")
+    print("|---|---:|---:|---:|---:|", flush=True)
     for q in JPEG_QUALITIES:
         v = visibility.measure(image.rgb, _jpeg(image.rgb, q), boxes)
         rows.append({"what": f"JPEG q{q}", **v.to_dict()})
+        _print_row(rows[-1])
     for name in args.levels.split(","):
         level = Level.parse(name)
         protected = engine.protect(image, level).rgb
@@ -61,18 +73,10 @@ def main() -> int:
         written = load_image(buf.getvalue()).rgb
         v = visibility.measure(image.rgb, written, boxes)
         rows.append({"what": f"{args.table} {level.value}", **v.to_dict()})
+        _print_row(rows[-1])
         for i, box in enumerate(boxes):
             Image.fromarray(visibility.side_by_side(image.rgb, written, box)).save(
                 args.out / f"{args.table}-{level.value}-face{i}.png")
-    print("| what | SSIMULACRA2 photo | faces (min) | Butteraugli photo | faces (max) |")
-    print("|---|---:|---:|---:|---:|")
-    for r in rows:
-        fs = [f["ssimulacra2"] for f in r["faces"]]
-        fb = [f["butteraugli"] for f in r["faces"] if f["butteraugli"] is not None]
-        ba = r["whole"]["butteraugli"]
-        print(f"| {r['what']} | {r['whole']['ssimulacra2']:.1f} | {np.mean(fs):.1f} ({min(fs):.1f}) | "
-              f"{'n/a' if ba is None else f'{ba:.2f}'} | "
-              f"{f'{np.mean(fb):.2f} ({max(fb):.2f})' if fb else 'n/a'} |")
     (args.out / f"demo-{args.table}.json").write_text(json.dumps({"photo": str(path), "rows": rows}, indent=2))
     return 0
 
