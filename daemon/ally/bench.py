@@ -1,4 +1,7 @@
-"""``ally bench``: seconds per photo and peak memory, per level, for 1 MP / 12 MP photos with 1 / 5 faces.
+"""``ally bench``: seconds per photo, peak memory and visibility, per level, for 1 MP / 12 MP photos, 1 / 5 faces.
+
+Visibility is SSIMULACRA2 and Butteraugli of the protected photo against the original at native resolution,
+whole and per face (eval/visibility.py), measured after the timing and outside it.
 
 The photos are made from the real sample photos in the model cache: a crop around one face (or five) resized
 to the target pixel count. Each case runs in a fresh subprocess so that its peak memory is its own
@@ -60,7 +63,7 @@ def make_case_photo(megapixels: float, faces: int) -> np.ndarray:
     return np.asarray(crop.resize((int(round(height * ASPECT)), height), Image.Resampling.LANCZOS))
 
 
-def _child(case: str, level: str, device: str, repeat: int) -> dict:
+def _child(case: str, level: str, device: str, repeat: int, table: str = "current", vis: bool = True) -> dict:
     """Runs inside the subprocess: one case, one level."""
     import resource
 
@@ -68,12 +71,15 @@ def _child(case: str, level: str, device: str, repeat: int) -> dict:
 
     from .config import load_config
     from .engine import Engine
+    from .eval import visibility
+    from .eval.tables import level_table
     from .imaging.io import load_image
     from .levels import Level
 
     megapixels, faces = CASES[case]
     rgb = make_case_photo(megapixels, faces)
-    engine = Engine(load_config(), device=torch.device(device) if device != "auto" else None)
+    engine = Engine(load_config(), device=torch.device(device) if device != "auto" else None,
+                    levels=level_table(table))
     engine.warm_up()
     png = io.BytesIO()
     Image.fromarray(rgb).save(png, "PNG")
@@ -89,11 +95,22 @@ def _child(case: str, level: str, device: str, repeat: int) -> dict:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         found = len(result.faces)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the visibility measures
     gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None
-    return {"case": case, "level": level, "device": str(engine.device), "faces_found": found,
+    seen = visibility.measure(rgb, result.rgb, [f.box for f in result.faces]).to_dict() if vis else None
+    return {"case": case, "level": level, "table": table, "device": str(engine.device), "faces_found": found,
+            "visibility": seen,
             "pixels": int(rgb.shape[0] * rgb.shape[1]), "seconds": min(times), "seconds_all": times,
             "peak_rss_mb": round(peak_mb), "peak_gpu_mb": gpu_mb, "threads": torch.get_num_threads()}
+
+
+def _vis_columns(v: dict | None) -> str:
+    if v is None:
+        return f"{'-':>7} {'-':>8} {'-':>7}"
+    faces = [f["ssimulacra2"] for f in v["faces"]]
+    ba = v["whole"]["butteraugli"]
+    return (f"{v['whole']['ssimulacra2']:>7.1f} {min(faces) if faces else float('nan'):>8.1f} "
+            f"{ba if ba is not None else float('nan'):>7.2f}")
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -101,10 +118,13 @@ def run_bench(args: argparse.Namespace) -> int:
     device = args.device or "auto"
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
-    print(f"{'case':12} {'level':7} {'device':6} {'faces':>5} {'seconds':>8} {'peak MB':>8}")
+    table = getattr(args, "table", "current")
+    vis = not getattr(args, "no_visibility", False)
+    print(f"{'case':12} {'level':7} {'device':6} {'faces':>5} {'seconds':>8} {'peak MB':>8} {'SSIMU2':>7} "
+          f"{'face min':>8} {'Butter.':>7}")
     for case in CASES:
         for level in levels:
-            cmd = [sys.executable, "-m", "ally.bench", case, level, device, str(args.repeat)]
+            cmd = [sys.executable, "-m", "ally.bench", case, level, device, str(args.repeat), table, str(int(vis))]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{case:12} {level:7} failed:\n{proc.stderr}", file=sys.stderr)
@@ -112,7 +132,8 @@ def run_bench(args: argparse.Namespace) -> int:
             row = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(row)
             mem = row["peak_gpu_mb"] if row["peak_gpu_mb"] is not None else row["peak_rss_mb"]
-            print(f"{case:12} {level:7} {row['device']:6} {row['faces_found']:>5} {row['seconds']:>8.2f} {mem:>8.0f}")
+            print(f"{case:12} {level:7} {row['device']:6} {row['faces_found']:>5} {row['seconds']:>8.2f} {mem:>8.0f} "
+                  f"{_vis_columns(row['visibility'])}")
     out = args.out / "bench.json"
     out.write_text(json.dumps(rows, indent=2))
     print(f"wrote {out}")
@@ -120,4 +141,5 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    print(json.dumps(_child(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))))
+    case, level, device, repeat, table, vis = sys.argv[1:7]
+    print(json.dumps(_child(case, level, device, int(repeat), table, vis == "1")))

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--per-identity", type=int, default=4,
                    help="faces: at most this many probe photos per person (0 = every photo; slow)")
     e.add_argument("--evaluators", default="dlib-resnet,faceapi-resnet", help="faces: held-out recognizers")
+    e.add_argument("--tables", default="current",
+                   help="faces: level tables on the same photos: current, v1 (the levels before issue 9), fawkes")
+    e.add_argument("--split", choices=["tune", "report", "all"], default="all",
+                   help="faces: which half of the people (tune on one, report on the other)")
+    e.add_argument("--quick", action="store_true", help="faces: a small fixed subset (3 photos), for development")
     e.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 
     s = sub.add_parser("serve", help="run the local daemon for the browser extension (127.0.0.1 only)")
@@ -89,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=1)
     b.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     b.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
+    b.add_argument("--table", default="current", choices=["current", "v1", "fawkes"], help="level table")
+    b.add_argument("--no-visibility", action="store_true", help="skip SSIMULACRA2 / Butteraugli (slow at 12 MP)")
     return parser
 
 

@@ -149,7 +149,7 @@ def test_demo_cloaks_the_sample_and_names_it_like_protect(real_model: Callable[[
     """`ally demo` as the README runs it (medium, three faces: a few minutes on 2 cores, hence opt-in): the output
     is NAME.ally.EXT like `ally protect`'s (was NAME.protected.jpg), keeps about the source's JPEG quality and
     chroma subsampling, and stays about the source's size (was 2.9x)."""
-    for mid in ("mtcnn", "faceres", "faceres-deep", "mobileface"):
+    for mid in ("mtcnn", "faceres", "faceres-deep", "mobileface", "mobilefacenet", "dlib-resnet"):
         real_model(mid)
     sample = real_model("faceapi-samples")["sample1.jpg"]
     monkeypatch.setenv("ALLY_CONFIG_DIR", str(tmp_path / "config"))
@@ -166,7 +166,7 @@ def test_demo_cloaks_the_sample_and_names_it_like_protect(real_model: Callable[[
 @pytest.mark.real_models
 def test_demo_output_is_named_like_protect_output(isolated: dict, tmp_path: Path, real_model: Callable[[str], dict],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    for mid in ("faceres", "faceres-deep", "mobileface"):
+    for mid in ("faceres", "faceres-deep", "mobileface", "mobilefacenet", "dlib-resnet"):
         real_model(mid)
     assert main(["demo", "--level", "off", "-o", str(tmp_path / "ally-demo")]) == 0
     assert (tmp_path / "ally-demo" / "sample1.ally.jpg").is_file()

@@ -91,7 +91,7 @@ async def test_serve_end_to_end_with_the_real_engine(
 ) -> None:
     """`ally serve` as the user runs it: real models on the best device, a real photo, a real cancellation
     in the middle of the optimisation, `ally status`, then SIGTERM for a graceful stop."""
-    for mid in ("mtcnn", "faceres", "faceres-deep", "mobileface", "blog-authorship", "minilm-l6-v2"):
+    for mid in ("mtcnn", "faceres", "faceres-deep", "mobileface", "mobilefacenet", "dlib-resnet", "blog-authorship", "minilm-l6-v2"):
         real_model(mid)
     photo = real_model("faceapi-samples")["sample1.jpg"].read_bytes()
     assert main(["pair", "--origin", ORIGIN]) == 0

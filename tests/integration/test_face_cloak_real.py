@@ -32,7 +32,7 @@ def _jpeg75(rgb: np.ndarray) -> np.ndarray:
 
 
 def test_held_out_recognizer_no_longer_matches_after_jpeg75(real_model: Callable[[str], dict[str, Path]]) -> None:
-    for model in ("mtcnn", "faceres", "faceres-deep", "mobileface"):
+    for model in ("mtcnn", "faceres", "faceres-deep", "mobileface", "mobilefacenet", "dlib-resnet"):
         real_model(model)
     files = real_model("dlib-resnet")
     dlib = DlibEvaluator(DlibFaceRecognizer(files["recognizer.dat"], files["shape5.dat"]))

@@ -60,7 +60,7 @@ class Install:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory, real_model: Callable[[str], dict],
               model_cache) -> Iterator[tuple[Install, subprocess.CompletedProcess[str]]]:
-    for mid in ("mtcnn", "faceres", "faceres-deep", "mobileface", "faceapi-samples"):
+    for mid in ("mtcnn", "faceres", "faceres-deep", "mobileface", "mobilefacenet", "dlib-resnet", "faceapi-samples"):
         real_model(mid)
     inst = Install(tmp_path_factory.mktemp("install"), model_cache.root, _free_port())
     first = inst.run("--port", str(inst.port))
