@@ -6,7 +6,8 @@
   ≤ 0.017 at 150 steps ("high"), 224 px crops. The table is keyed by level names, so Fawkes' mid sits in the
   ``low`` slot and its high in the ``high`` slot. Fawkes bounds only the DSSIM; our SSIM is on luma, so without
   a per-pixel cap the colours drift freely (measured: PSNR 20.9 dB, 3 of 5 faces no longer even detected), and
-  the rows keep the old high level's L∞ cap of 16/255.
+  the rows keep the old high level's L∞ cap of 16/255, with the new optimiser's other parts (luma/chroma caps,
+  smoothed steps, elliptical region).
 """
 
 from __future__ import annotations
@@ -26,17 +27,7 @@ FAWKES: dict[Level, CloakSettings] = {
 }
 FAWKES_NAMES = {Level.LOW: "fawkes-mid (DSSIM 0.012, 75 steps)", Level.HIGH: "fawkes-high (DSSIM 0.017, 150 steps)"}
 
-# The old levels, as FACE_CLOAK held them before issue 9. When levels.py defines FACE_CLOAK_V1 itself (with
-# whatever extra fields the new cloak needs to reproduce the old one), that definition wins.
-_V1_HERE: dict[Level, CloakSettings] = {
-    Level.LOW: CloakSettings(eps=8 / 255, eps_floor=1.0, max_dssim=0.025, steps=30, step_size=2 / 255, face_px=128,
-                             jpeg_quality=(75.0, 90.0), site_long_edges=(1080, 2048)),
-    Level.MEDIUM: CloakSettings(eps=12 / 255, eps_floor=1.0, max_dssim=0.04, steps=40, step_size=2.5 / 255,
-                                face_px=160, jpeg_quality=(70.0, 90.0), site_long_edges=(1080, 2048)),
-    Level.HIGH: CloakSettings(eps=16 / 255, eps_floor=1.0, max_dssim=0.06, steps=80, step_size=3 / 255,
-                              face_px=192, jpeg_quality=(65.0, 90.0), site_long_edges=(1080, 2048)),
-}
-FACE_CLOAK_V1: dict[Level, CloakSettings] = getattr(levels, "FACE_CLOAK_V1", _V1_HERE)
+FACE_CLOAK_V1 = levels.FACE_CLOAK_V1
 
 TABLES = ("current", "v1", "fawkes")
 
