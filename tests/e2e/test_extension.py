@@ -152,8 +152,19 @@ def test_face_photo_is_cloaked_before_the_site_gets_it(upload_page: Any, site: F
     box.wait_for(state="visible")
     assert "protected" in box.inner_text().lower()
     assert int(box.get_attribute("data-stages") or 0) >= 1, "the daemon's progress notifications were shown"
+    # the receipt: one line per face, from a recognizer outside the ensemble, as the daemon returned it
+    receipt = job.result["receipt"]
+    assert len(receipt) == job.result["faces"] and all(r["recognizer"] == "dlib-resnet" for r in receipt)
+    text = box.inner_text()
+    assert "dlib-resnet" in text and ("still recognised" in text or "no longer recognised" in text)
+    assert box.evaluate("b => b.querySelector('.thumbs').hidden === false")  # before/after thumbnails shown
     page.screenshot(path=str(artifacts / "overlay-done.png"))
     assert page.evaluate("() => window.__events.filter(e => e === 'plain-change').length") == 1
+    if any(r["matched"] for r in receipt):  # a warning stays until read, with the way to protect harder
+        assert box.get_attribute("data-state") == "warn"
+        assert box.evaluate("b => !!b.querySelector('button[data-action=harder]')")
+        box.evaluate("b => b.querySelector('button[data-action=ok]').click()")
+    box.wait_for(state="detached", timeout=10_000)
 
 
 def test_cancel_during_protection_cancels_the_daemon_job(upload_page: Any, site: FakeSite, paired: RealDaemon,
