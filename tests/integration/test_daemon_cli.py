@@ -115,7 +115,7 @@ async def test_serve_end_to_end_with_the_real_engine(
             job = await client.send("protect.image", {"image": {"bytes": len(photo)}, "level": "low"},
                                     binary=photo, rid="real")
             async with asyncio.timeout(120):
-                while not any(m == "progress" and p["job"] == "real" and p["stage"].startswith("face")
+                while not any(m == "progress" and p["job"] == "real" and p["stage"].startswith("cloaking")
                               for m, p in client.notifications):
                     await asyncio.sleep(0.05)
             started = time.monotonic()
@@ -134,7 +134,7 @@ async def test_serve_end_to_end_with_the_real_engine(
             assert reply.result["changes"] and reply.result["device"] == "cpu"
         assert await asyncio.to_thread(main, ["status"]) == 0
         out = capsys.readouterr().out
-        assert "models: ready (mtcnn, faceres, faceres-deep, mobileface)" in out and "jobs: 3 completed" in out
+        assert "models: ready (mtcnn, faceres, faceres-deep, mobileface, mobilefacenet)" in out and "jobs: 3 completed" in out
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
