@@ -16,6 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..imaging.errors import ImageError
 from ..imaging.io import LoadedImage, encode_image, load_image, scrubbed_bytes
 from ..levels import Level
@@ -199,7 +201,8 @@ def image_work(
             image = load_image(payload)
             result = protector.protect(image, level, progress)
             out_format = output_format(fmt, image.format)
-            if not result.cloaked and out_format in (None, image.format):
+            unchanged = result.rgb is image.rgb or np.array_equal(result.rgb, image.rgb)
+            if unchanged and out_format in (None, image.format):
                 data, mime = scrubbed_bytes(image)  # pixels unchanged: scrub the container, no re-encode
             else:
                 data, mime = encode_image(result.rgb, image, format=out_format)
