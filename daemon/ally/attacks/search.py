@@ -6,10 +6,10 @@ import math
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from .base import Attack, Problem, StepCallback
+from .transforms import gaussian_blur
 
 
 @dataclass
@@ -47,21 +47,6 @@ class PGD(Attack):
         return delta
 
 
-def _gaussian_smooth(x: Tensor, sigma: float) -> Tensor:
-    """Depthwise Gaussian blur of [N,C,H,W] (reflect-padded): TI's smoothing of the gradient."""
-    if sigma <= 0:
-        return x
-    radius = max(1, math.ceil(2.5 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-(t**2) / (2 * sigma**2))
-    k = k / k.sum()
-    c = x.shape[1]
-    mode = "reflect" if min(x.shape[-2:]) > radius else "replicate"
-    x = F.pad(x, (radius, radius, radius, radius), mode=mode)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
 @dataclass
 class SmoothPGD(Attack):
     """Projected descent along the normalised, Gaussian-smoothed gradient, with momentum.
@@ -87,7 +72,7 @@ class SmoothPGD(Attack):
             delta.requires_grad_(True)
             loss = problem.loss(problem.perturbed(delta))
             (grad,) = torch.autograd.grad(loss, delta)
-            grad = _gaussian_smooth(grad, self.sigma)
+            grad = gaussian_blur(grad, self.sigma)
             grad = grad / grad.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
             velocity = self.momentum * velocity + grad
             direction = velocity / velocity.pow(2).mean(dim=(1, 2, 3), keepdim=True).sqrt().clamp_min(1e-12)
