@@ -14,18 +14,17 @@ import numpy as np
 import torch
 
 from ally_models.cache import ModelCache, default_cache
+from ally_models.dlib_runtime import DlibFaceRecognizer
 
 from .config import Config
 from .device import best_device
 from .faces.detect import Face, FaceDetector
 from .imaging.io import LoadedImage
 from .levels import FACE_CLOAK, CloakSettings, Level
+from .eval.evaluators import DlibEvaluator
 from .protect import receipt
 from .protect.face_cloak import FaceCloak, FaceReport
-from .eval.evaluators import DlibEvaluator
 from .protect.receipt import FaceReceipt
-
-RECEIPT_THRESHOLD = 0.6  # dlib's euclidean same-person cut (face_recognition's default)
 from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
 
 Progress = Callable[[str, float], None]  # (stage, fraction done of the whole photo in [0, 1])
@@ -78,12 +77,11 @@ class Engine:
     @cached_property
     def receipt_recognizer(self) -> DlibEvaluator | None:
         """dlib's recognizer in its own runtime, or None where dlib is not installed (then no receipt)."""
-        try:
-            from ally_models.dlib_runtime import DlibFaceRecognizer
+        files = self.cache.files(receipt.RECEIPT_MODEL, pull=True)
+        try:  # dlib itself is imported when the runtime is built
+            return DlibEvaluator(DlibFaceRecognizer(files["recognizer.dat"], files["shape5.dat"]))
         except ImportError:
             return None
-        files = self.cache.files(receipt.RECEIPT_MODEL, pull=True)
-        return DlibEvaluator(DlibFaceRecognizer(files["recognizer.dat"], files["shape5.dat"]))
 
     def warm_up(self) -> None:
         """Load every model now rather than on the first photo."""
@@ -113,6 +111,6 @@ class Engine:
             if with_receipt and self.receipt_recognizer is not None:
                 if progress:
                     progress("checking with a held-out recognizer", 1.0)
-                receipts = receipt.check(self.receipt_recognizer, RECEIPT_THRESHOLD, image.rgb, result.rgb, faces,
-                                         result.faces)
+                receipts = receipt.check(self.receipt_recognizer, DlibFaceRecognizer.THRESHOLD, image.rgb, result.rgb,
+                                         faces, result.faces)
             return PhotoProtection(result.rgb, level, faces, result.faces, receipts)

@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 
 from ally.eval.dataset import EvalSet, LabelledFace, load_eval_set
-from ally.eval.faces import MIN_IOU, _iou
+from ally.eval.evaluators import MIN_IOU, box_iou
 from ally.faces.detect import FaceDetector
 from ally.surrogates import AlignedRecognizer, load_aligned
 from ally_models.cache import default_cache
@@ -41,8 +41,8 @@ def embed_faces(data: EvalSet, detector: FaceDetector, recs: dict[str, AlignedRe
         found = detector.detect(rgb)
         image = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
         for face in photo.faces:
-            best = max(found, key=lambda d: _iou(d.box, face.box), default=None)
-            if best is None or _iou(best.box, face.box) < MIN_IOU:
+            best = max(found, key=lambda d: box_iou(d.box, face.box), default=None)
+            if best is None or box_iou(best.box, face.box) < MIN_IOU:
                 missed += 1
                 continue
             faces.append(face)

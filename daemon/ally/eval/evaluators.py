@@ -18,6 +18,22 @@ from ally_models.dlib_runtime import DlibFaceRecognizer
 from ally_models.recognizers import FaceRecognizer, load_faceapi_resnet
 
 Box = tuple[float, float, float, float]
+MIN_IOU = 0.3  # an evaluator's detection is a given face when their boxes overlap this much
+
+
+def box_iou(a: Box, b: Box) -> float:
+    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def descriptor_at(box: Box, boxes: list[Box], descriptors: np.ndarray) -> np.ndarray | None:
+    """The descriptor of the detection that is the face at ``box`` (best overlap, at least MIN_IOU), or None."""
+    best = max(range(len(boxes)), key=lambda i: box_iou(boxes[i], box), default=None)
+    if best is None or box_iou(boxes[best], box) < MIN_IOU:
+        return None
+    return descriptors[best]
 
 
 class Evaluator(Protocol):

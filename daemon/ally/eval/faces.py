@@ -38,13 +38,12 @@ from ..imaging.io import load_image, save_image
 from ..levels import Level
 from .dataset import EvalSet, LabelledFace, LabelledPhoto, load_eval_set
 from . import visibility
-from .evaluators import Evaluator, load_evaluators
+from .evaluators import Evaluator, descriptor_at, load_evaluators
 from .report import write_report
 from .sites import CONDITIONS, SiteCondition
 from .tables import level_name, level_table
 from .threats import THREATS, count_gallery_threat, count_probe_threat
 
-MIN_IOU = 0.3  # a detection is the labelled face when their boxes overlap this much
 QUICK_CHIPS, QUICK_PHOTOS = 2, 1  # --quick: this many face chips and larger photos
 
 
@@ -85,19 +84,8 @@ class LevelQuality:
             self.butteraugli_note = vis.butteraugli_note
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _find(face: LabelledFace, boxes: list, descriptors: np.ndarray, scale: float) -> np.ndarray | None:
-    target = tuple(v * scale for v in face.box)
-    best = max(range(len(boxes)), key=lambda i: _iou(boxes[i], target), default=None)
-    if best is None or _iou(boxes[best], target) < MIN_IOU:
-        return None
-    return descriptors[best]
+    return descriptor_at(tuple(v * scale for v in face.box), boxes, descriptors)
 
 
 def _gallery_descriptors(evaluator: Evaluator, data: EvalSet) -> dict[str, np.ndarray]:

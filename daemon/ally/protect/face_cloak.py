@@ -185,7 +185,7 @@ class FaceCloak:
         deltas = self._search(original, faces, regions, sizes, scale, (width, height), progress)
 
         out = original.clone()
-        reports = []
+        strengths = []
         for face, region, delta in zip(faces, regions, deltas):
             native = original[..., region.y0:region.y1, region.x0:region.x1]
             if delta.shape[-2:] != native.shape[-2:]:
@@ -195,10 +195,10 @@ class FaceCloak:
             strength = self._fit_to_budget(native, delta, face, region)
             current = out[..., region.y0:region.y1, region.x0:region.x1]
             out[..., region.y0:region.y1, region.x0:region.x1] = (current + strength * delta).clamp(0, 1)
-            reports.append(strength)
+            strengths.append(strength)
         protected = (out * 255.0).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0)
         protected_np = protected.cpu().numpy()
-        faces_out = [self._report(rgb, protected_np, f, r, k) for f, r, k in zip(faces, regions, reports)]
+        faces_out = [self._report(rgb, protected_np, f, r, k) for f, r, k in zip(faces, regions, strengths)]
         return CloakResult(protected_np, faces_out)
 
     # -- the search over all faces at once ------------------------------------------------------------------

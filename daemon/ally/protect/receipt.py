@@ -20,15 +20,13 @@ from typing import Protocol
 
 import numpy as np
 
+from ..eval.evaluators import Box, descriptor_at
 from ..eval.sites import SiteCondition
 from ..faces.detect import Face
 from .face_cloak import FaceReport
 
 RECEIPT_MODEL = "dlib-resnet"
 RECEIPT_CONDITION = SiteCondition("JPEG 75 + 1080 px", 75, 1080)
-MIN_IOU = 0.3  # the recognizer's detection is our face when their boxes overlap this much
-
-Box = tuple[float, float, float, float]
 
 
 class Recognizer(Protocol):
@@ -55,20 +53,6 @@ class FaceReceipt:
                 "threshold": self.threshold, "ssimulacra2": round(self.ssimulacra2, 1)}
 
 
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    x1, y1, x2, y2 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0.0, x2 - x1) * max(0.0, y2 - y1)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _descriptor_for(box: Box, boxes: list[Box], descriptors: np.ndarray) -> np.ndarray | None:
-    best = max(range(len(boxes)), key=lambda i: box_iou(boxes[i], box), default=None)
-    if best is None or box_iou(boxes[best], box) < MIN_IOU:
-        return None
-    return descriptors[best]
-
-
 def check(
     recognizer: Recognizer, threshold: float, original: np.ndarray, protected: np.ndarray, faces: Sequence[Face],
     reports: Sequence[FaceReport], condition: SiteCondition = RECEIPT_CONDITION,
@@ -79,8 +63,8 @@ def check(
     served_boxes, after = recognizer.faces(served)
     out = []
     for face, report in zip(faces, reports):
-        reference = _descriptor_for(face.box, clean_boxes, clean)
-        probe = _descriptor_for(tuple(v * scale for v in face.box), served_boxes, after)
+        reference = descriptor_at(face.box, clean_boxes, clean)
+        probe = descriptor_at(tuple(v * scale for v in face.box), served_boxes, after)
         distance = None if reference is None or probe is None else float(np.linalg.norm(reference - probe))
         matched = distance is not None and distance <= threshold
         out.append(FaceReceipt(recognizer.name, condition.name, reference is not None, matched, distance,
