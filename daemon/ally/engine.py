@@ -24,7 +24,8 @@ from .levels import FACE_CLOAK, CloakSettings, Level
 from .eval.evaluators import DlibEvaluator
 from .protect import receipt
 from .protect.face_cloak import FaceCloak, FaceReport
-from .protect.receipt import FaceReceipt
+from .protect.receipt import ExpressionReceipt, FaceReceipt
+from .protections import DEFAULT_PROTECTIONS, EMOTION, FACES
 from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
 
 Progress = Callable[[str, float], None]  # (stage, fraction done of the whole photo in [0, 1])
@@ -37,11 +38,18 @@ class PhotoProtection:
     faces: list[Face]
     reports: list[FaceReport] = field(default_factory=list)
     receipts: list[FaceReceipt] = field(default_factory=list)  # per cloaked face: a held-out recognizer's check
+    protections: frozenset[str] = DEFAULT_PROTECTIONS  # what was asked for: faces, emotion, metadata
+    expression_receipts: list[ExpressionReceipt] = field(default_factory=list)  # per face, with emotion
 
     @property
     def still_matched(self) -> int:
         """Faces the receipt's recognizer still matches to the original after the site's JPEG and resize."""
         return sum(r.matched for r in self.receipts)
+
+    @property
+    def still_read(self) -> int:
+        """Faces whose clean expression a held-out expression reader still reads after the site."""
+        return sum(r.found and not r.changed for r in self.expression_receipts)
 
     @property
     def cloaked(self) -> bool:
@@ -88,7 +96,7 @@ class Engine:
         _ = self.detector, self.surrogates, self.decoys, self.receipt_recognizer
 
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
-                with_receipt: bool = True) -> PhotoProtection:
+                with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoProtection:
         """Cloak every face found in ``image`` (upright RGB); with no face, return the pixels unchanged.
 
         With ``with_receipt``, each cloaked face is checked by a recognizer outside the ensemble (see
@@ -97,8 +105,8 @@ class Engine:
             if progress:
                 progress("detecting faces", 0.0)
             faces = self.detector.detect(image.rgb)
-            if level is Level.OFF or not faces:
-                return PhotoProtection(image.rgb, level, faces)
+            if level is Level.OFF or not faces or not protections & {FACES, EMOTION}:
+                return PhotoProtection(image.rgb, level, faces, protections=protections)
             cloak = FaceCloak(self.surrogates, self.levels[level], decoys=self.decoys, device=self.device)
 
             def on_step(_face: int, count: int, step: int, steps: int) -> None:
@@ -113,4 +121,4 @@ class Engine:
                     progress("checking with a held-out recognizer", 1.0)
                 receipts = receipt.check(self.receipt_recognizer, DlibFaceRecognizer.THRESHOLD, image.rgb, result.rgb,
                                          faces, result.faces)
-            return PhotoProtection(result.rgb, level, faces, result.faces, receipts)
+            return PhotoProtection(result.rgb, level, faces, result.faces, receipts, protections)

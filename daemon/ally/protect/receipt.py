@@ -70,3 +70,36 @@ def check(
         out.append(FaceReceipt(recognizer.name, condition.name, reference is not None, matched, distance,
                                threshold, report.ssimulacra2))
     return out
+
+
+@dataclass(frozen=True)
+class ExpressionReceipt:
+    """Per face, when emotion protection was asked for: what an expression reader outside the ensemble reads.
+
+    The reader sees the original and the protected photo after ``condition`` (the site's JPEG and resize).
+    ``changed``: its top expression on the protected photo is no longer the one it reads on the original."""
+
+    reader: str  # model id; not used to make the perturbation
+    condition: str
+    found: bool  # the face was found again in the served photo (else the reader cannot read it)
+    clean: str  # top expression on the original
+    clean_confidence: float  # its probability on the original
+    after: str | None  # top expression on the protected photo after the site; None when not found
+    after_confidence: float | None  # probability of ``clean`` on the protected photo after the site
+    changed: bool
+
+    def as_dict(self) -> dict[str, object]:
+        return {"reader": self.reader, "condition": self.condition, "found": self.found, "clean": self.clean,
+                "clean_confidence": round(self.clean_confidence, 4), "after": self.after,
+                "after_confidence": None if self.after_confidence is None else round(self.after_confidence, 4),
+                "changed": self.changed}
+
+    def line(self) -> str:
+        """The receipt as the user reads it."""
+        if not self.found:
+            return f"an expression reader that was not used cannot find this face after {self.condition}"
+        if self.changed:
+            return (f"an expression reader that was not used no longer reads {self.clean} "
+                    f"(reads {self.after} after {self.condition})")
+        return (f"an expression reader that was not used STILL READS {self.clean} after {self.condition} "
+                f"({self.after_confidence:.0%}, was {self.clean_confidence:.0%})")
