@@ -22,6 +22,7 @@ from .faces.detect import Face, FaceDetector
 from .imaging.io import LoadedImage
 from .levels import FACE_CLOAK, CloakSettings, Level
 from .eval.evaluators import DlibEvaluator
+from .expressions import EXPRESSION_SURROGATES, HELD_OUT_READER, BoxReader, load_reader
 from .protect import receipt
 from .protect.face_cloak import FaceCloak, FaceReport
 from .protect.receipt import ExpressionReceipt, FaceReceipt
@@ -91,9 +92,20 @@ class Engine:
         except ImportError:
             return None
 
+    @cached_property
+    def expression_readers(self) -> list[BoxReader]:
+        """The surrogate expression readers (attacked when the expression is hidden)."""
+        return [load_reader(mid, self.cache, self.device) for mid in EXPRESSION_SURROGATES]
+
+    @cached_property
+    def receipt_reader(self) -> BoxReader:
+        """An expression reader of another lineage, never attacked: the emotion receipt's."""
+        return load_reader(HELD_OUT_READER, self.cache, self.device)
+
     def warm_up(self) -> None:
         """Load every model now rather than on the first photo."""
         _ = self.detector, self.surrogates, self.decoys, self.receipt_recognizer
+        _ = self.expression_readers, self.receipt_reader
 
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
                 with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoProtection:
@@ -107,7 +119,12 @@ class Engine:
             faces = self.detector.detect(image.rgb)
             if level is Level.OFF or not faces or not protections & {FACES, EMOTION}:
                 return PhotoProtection(image.rgb, level, faces, protections=protections)
-            cloak = FaceCloak(self.surrogates, self.levels[level], decoys=self.decoys, device=self.device)
+            identity, emotion = FACES in protections, EMOTION in protections
+            cloak = FaceCloak(
+                self.surrogates if identity else [], self.levels[level], decoys=self.decoys, device=self.device,
+                readers=self.expression_readers if emotion else (), identity=identity,
+                expression=getattr(self.config, "expression_target", "away") if emotion else None,
+            )
 
             def on_step(_face: int, count: int, step: int, steps: int) -> None:
                 if progress:
@@ -115,10 +132,15 @@ class Engine:
                     progress(f"cloaking {count} {noun}", step / steps)
 
             result = cloak.protect(image.rgb, faces, on_step)
-            receipts = []
-            if with_receipt and self.receipt_recognizer is not None:
+            receipts, expression_receipts = [], []
+            if with_receipt and identity and self.receipt_recognizer is not None:
                 if progress:
                     progress("checking with a held-out recognizer", 1.0)
                 receipts = receipt.check(self.receipt_recognizer, DlibFaceRecognizer.THRESHOLD, image.rgb, result.rgb,
                                          faces, result.faces)
-            return PhotoProtection(result.rgb, level, faces, result.faces, receipts, protections)
+            if with_receipt and emotion:
+                if progress:
+                    progress("checking with a held-out expression reader", 1.0)
+                expression_receipts = receipt.check_expressions(self.receipt_reader, self.detector.detect, image.rgb,
+                                                                result.rgb, faces)
+            return PhotoProtection(result.rgb, level, faces, result.faces, receipts, protections, expression_receipts)

@@ -50,6 +50,13 @@ class CloakSettings:
     region: str = "ellipse"  # ellipse around the face | square (the old cloak: a 2.2× box, feathered)
     eot_samples: int = 1  # site-pipeline draws averaged per step
     balance: float = 0.05  # surrogate balancing: soft-max temperature over the surrogates' losses (0: mean)
+    # With emotion protection: the expression term's weight beside the identity term's 1, where it stops
+    # pushing (clean classes at ~e^-kappa), the extra steps it gets, and how: one search on all terms
+    # ("joint") or the cloak's steps on identity, then ``expression_steps`` on all terms from there ("chained").
+    expression_weight: float = 1.0
+    expression_kappa: float = 6.0
+    expression_steps: int = 0
+    expression_schedule: str = "joint"
 
 
 # The new levels (see README, "How the cloak was tuned"): tuned on the `tune` split of the eval photos against

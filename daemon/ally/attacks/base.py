@@ -35,6 +35,7 @@ class Problem:
     loss: Loss
     budget: Budget
     mask: Tensor | None = None  # [N or 1,1,H,W] in [0,1]: where (and how strongly) the perturbation applies
+    start: Tensor | None = None  # a perturbation to start from (a previous stage's result); None: from zero
 
     def perturbed(self, delta: Tensor) -> Tensor:
         return self.x0 + (delta if self.mask is None else delta * self.mask)

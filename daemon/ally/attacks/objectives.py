@@ -1,12 +1,21 @@
-"""Objectives: what fooling a model means, as a loss to minimise."""
+"""Objectives: what fooling a model means, as a loss to minimise.
+
+One perturbation may have several jobs (hide the identity, hide the expression): each is a *term*, and
+``Terms`` weighs them into the one loss that the search minimises under the one budget. A term reads a *view*
+(whatever its models need of the current, transformed image) and returns a scalar to minimise.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+View = TypeVar("View")
 
 
 @dataclass(frozen=True)
@@ -47,3 +56,59 @@ class IdentityAway:
     def similarity(self, embeddings: Sequence[Tensor]) -> Tensor:
         """Per surrogate, per face cosine similarity to the original: [K,F] (for reporting)."""
         return torch.stack([(e * c).sum(-1) for e, c in zip(embeddings, self.clean)])
+
+
+@dataclass(frozen=True)
+class ExpressionAway:
+    """Push each face's expression, as emotion recognizers read it, away from its clean reading.
+
+    ``clean[k]`` holds surrogate reader k's clean probabilities [F,C]. Untargeted (``target`` None): the loss is
+    the clean distribution's log-likelihood under the perturbed reading, Σ_c p₀(c) log p(c), so every class the
+    reader found likely on the clean face loses mass (not only its top one: a reader outside the ensemble may
+    rank the runner-up first). Targeted: the negative log-probability of ``target`` (e.g. "neutral": the face
+    reads as expressionless). Each face's term stops pushing below ``-kappa`` (clean classes at ~e^-kappa), so
+    the budget left goes to the other terms. Readers and faces count equally.
+    """
+
+    clean: Sequence[Tensor]
+    target: int | None = None
+    kappa: float = 6.0
+
+    def __call__(self, logits: Sequence[Tensor]) -> Tensor:
+        if len(logits) != len(self.clean):
+            raise ValueError("one logit batch per surrogate reader is required")
+        terms = []
+        for z, p0 in zip(logits, self.clean):
+            logp = F.log_softmax(z, dim=-1)  # [F,C]
+            if self.target is None:
+                term = (p0 * logp).sum(-1)
+            else:
+                term = -logp[:, self.target]
+            terms.append(term.clamp_min(-self.kappa))
+        return torch.stack(terms).mean()
+
+    def clean_labels(self) -> Tensor:
+        """The readers' joint clean top class per face: [F]."""
+        return torch.stack(list(self.clean)).mean(0).argmax(-1)
+
+
+@dataclass(frozen=True)
+class Terms(Generic[View]):
+    """Objective terms under one budget: ``Σ weight · term(view)`` over the named terms.
+
+    Every term sees the same view of a step (the same transform draw), so their gradients agree on what the
+    site does to the photo. A term with weight 0 is not evaluated (its models need not run).
+    """
+
+    terms: Mapping[str, tuple[float, Callable[[View], Tensor]]]
+
+    def __post_init__(self) -> None:
+        if not any(w for w, _ in self.terms.values()):
+            raise ValueError("at least one objective term needs a positive weight")
+
+    def __call__(self, view: View) -> Tensor:
+        return sum((w * term(view) for w, term in self.terms.values() if w), torch.zeros(()))
+
+    def only(self, *names: str) -> "Terms[View]":
+        """The same terms with every other term's weight set to 0 (one stage of a chained attack)."""
+        return Terms({n: (w if n in names else 0.0, t) for n, (w, t) in self.terms.items()})

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import Tensor
 
-from .base import Attack, Problem, StepCallback
+from .base import Attack, Loss, Problem, StepCallback
 from .transforms import gaussian_blur
+
+
+def _start(problem: Problem) -> Tensor:
+    """The perturbation a search starts from: the problem's ``start`` (inside the budget), else zero."""
+    if problem.start is None:
+        return torch.zeros_like(problem.x0)
+    return problem.budget.project(problem.x0, problem.start.detach().clone())
 
 
 @dataclass
@@ -29,8 +37,8 @@ class PGD(Attack):
 
     def run(self, problem: Problem, callback: StepCallback) -> Tensor:
         x0 = problem.x0
-        delta = torch.zeros_like(x0)
-        if self.random_start:
+        delta = _start(problem)
+        if self.random_start and problem.start is None:
             noise = torch.rand(x0.shape, generator=self.generator, dtype=x0.dtype) * 2 - 1
             delta = problem.budget.project(x0, noise.to(x0.device) * self.step_size)
         velocity = torch.zeros_like(x0)
@@ -66,7 +74,7 @@ class SmoothPGD(Attack):
 
     def run(self, problem: Problem, callback: StepCallback) -> Tensor:
         x0 = problem.x0
-        delta = torch.zeros_like(x0)
+        delta = _start(problem)
         velocity = torch.zeros_like(x0)
         for i in range(self.steps):
             delta.requires_grad_(True)
@@ -81,3 +89,23 @@ class SmoothPGD(Attack):
             delta = problem.budget.project(x0, delta.detach() - step * direction)
             callback(i + 1, self.steps, float(loss.detach()))
         return delta
+
+
+@dataclass
+class Chain(Attack):
+    """Attacks run one after another, each starting from the previous stage's perturbation (chained attacks,
+    Al-Maliki et al.): stage k minimises its own loss, or the problem's when its loss is None. One budget, one
+    mask, around the same clean image: a chain is a schedule of objectives, not a second perturbation."""
+
+    stages: Sequence[tuple[Attack, Loss | None]]
+
+    def run(self, problem: Problem, callback: StepCallback) -> Tensor:
+        total = sum(getattr(search, "steps", 0) for search, _ in self.stages)
+        done = 0
+        delta = problem.start
+        for search, loss in self.stages:
+            stage = replace(problem, loss=loss or problem.loss, start=delta)
+            offset = done
+            delta = search.run(stage, lambda step, _steps, value: callback(offset + step, total, value))
+            done += getattr(search, "steps", 0)
+        return delta if delta is not None else torch.zeros_like(problem.x0)

@@ -1,10 +1,14 @@
-"""Face cloak: one composition of the attack parts against face recognition.
+"""Face cloak: one composition of the attack parts against face recognition (and, with it, emotion recognition).
 
-- surrogates: an ensemble of face recognizers (``FaceRecognizer``: aligned crop in [0,1] → unit embedding);
-- objective: ``IdentityAway`` (away from the original identity, optionally toward the user's decoy);
+- surrogates: an ensemble of face recognizers (``FaceRecognizer``: aligned crop in [0,1] → unit embedding) and,
+  when the expression is hidden too, of expression readers (``BoxReader``: box crop → expression logits);
+- objective: ``Terms`` — ``IdentityAway`` (away from the original identity, optionally toward the user's decoy)
+  and ``ExpressionAway`` (away from the face's clean expression, or toward neutral), weighted per level;
 - budget: a perceptual one — per face region a floor on SSIMULACRA2 (the metric people trust, in its own
   terms), and per pixel luma/chroma caps with texture masking (``LumaChromaBudget``);
-- search: ``SmoothPGD`` (normalised, Gaussian-smoothed gradient steps) or, for the old levels, ``PGD``;
+- search: ``SmoothPGD`` (normalised, Gaussian-smoothed gradient steps) or, for the old levels, ``PGD``; with the
+  expression term, one longer search on all terms ("joint") or the cloak's search followed by a second stage on
+  all terms that starts from its result ("chained", ``Chain``) — the same steps, the same budget;
 - transforms: ``SitePipeline`` draws (resize to a site's long edge, JPEG 4:2:0, blur, crop shift).
 
 All faces of a photo are optimised together, as one batch: each face's region (an ellipse around the face,
@@ -18,7 +22,7 @@ not on average.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -27,11 +31,13 @@ from torch import Tensor
 
 from ..attacks.base import Budget, Problem
 from ..attacks.budgets import LinfBudget, LumaChromaBudget, masked_caps, texture_eps_map
-from ..attacks.objectives import IdentityAway
+from ..attacks.base import Attack
+from ..attacks.objectives import ExpressionAway, IdentityAway, Terms
 from ..attacks.perceptual import dssim
-from ..attacks.search import PGD, SmoothPGD
+from ..attacks.search import PGD, Chain, SmoothPGD
 from ..attacks.ssimulacra2 import ssimulacra2
-from ..attacks.transforms import SitePipeline
+from ..attacks.transforms import SitePipeline, Transformed
+from ..expressions import EXPRESSIONS, BoxReader, square_boxes
 from ..faces.detect import Face
 from ..levels import CloakSettings
 from ..surrogates import AlignedRecognizer
@@ -53,6 +59,11 @@ SCALE_SEARCH_STEPS = 6  # bisection steps of the final scaling (1/64 resolution)
 # keeps the cloak from depending on our alignment, which is what makes it carry over to unseen models.
 ALIGN_JITTER = 0.06
 ALIGN_ZOOM = 0.12
+# The same for the expression readers' box crops: the crop's centre moves by up to BOX_SHIFT of its side and
+# its side changes by up to ±BOX_ZOOM (other detectors draw other boxes).
+BOX_SHIFT = 0.05
+BOX_ZOOM = 0.12
+EXPRESSION_GOALS = ("away", "neutral")
 
 FaceProgress = Callable[[int, int, int, int], None]  # (0, faces, step, steps): all faces step together
 
@@ -64,6 +75,9 @@ class FaceReport:
     dssim: float  # of the face box, luma SSIM
     ssimulacra2: float  # of the face box at native resolution, protected vs original
     strength: float  # share of the searched change that was kept to meet the visibility floor (1 = all)
+    # surrogate reader id → (clean top expression, its probability on the protected face), no site transforms;
+    # empty when the expression was not hidden
+    expression: dict[str, tuple[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,10 +170,22 @@ class FaceCloak:
         device: torch.device | str = "cpu",
         seed: int = 0,
         align_jitter: bool = True,
+        readers: Sequence[BoxReader] = (),
+        identity: bool = True,
+        expression: str | None = None,
     ):
-        if not surrogates:
-            raise ValueError("the face cloak needs at least one surrogate")
+        if identity and not surrogates:
+            raise ValueError("the face cloak needs at least one surrogate recognizer")
+        if expression is not None and expression not in EXPRESSION_GOALS:
+            raise ValueError(f"unknown expression goal {expression!r}; choose from {', '.join(EXPRESSION_GOALS)}")
+        if expression is not None and not readers:
+            raise ValueError("hiding the expression needs at least one surrogate expression reader")
+        if not identity and expression is None:
+            raise ValueError("nothing to protect: neither identity nor expression")
         self.surrogates = list(surrogates)
+        self.readers = list(readers)
+        self.identity = identity
+        self.expression = expression
         self.settings = settings
         self.decoys = list(decoys) if decoys is not None else None
         self.decoy_weight = decoy_weight
@@ -208,7 +234,7 @@ class FaceCloak:
     ) -> list[Tensor]:
         s = self.settings
         hm, wm = max(h for h, _ in sizes), max(w for _, w in sizes)
-        x0s, masks, points = [], [], []
+        x0s, masks, points, face_boxes = [], [], [], []
         for face, region, (h, w) in zip(faces, regions, sizes):
             native = original[..., region.y0:region.y1, region.x0:region.x1]
             x = F.interpolate(native, size=(h, w), mode="area") if (h, w) != native.shape[-2:] else native
@@ -217,17 +243,23 @@ class FaceCloak:
             masks.append(F.pad(region_mask(region, h, w, s.region, self.device), (0, wm - w, 0, hm - h)))
             sy, sx = h / region.size[0], w / region.size[1]
             points.append((face.landmarks - np.array([region.x0, region.y0])) * np.array([sx, sy]))
+            bx1, by1, bx2, by2 = face.box
+            face_boxes.append([(bx1 - region.x0) * sx, (by1 - region.y0) * sy, (bx2 - region.x0) * sx, (by2 - region.y0) * sy])
         x0 = torch.cat(x0s)
         mask = torch.cat(masks)
         landmarks = torch.tensor(np.stack(points), dtype=torch.float32, device=self.device)
+        boxes = torch.tensor(face_boxes, dtype=torch.float32, device=self.device)
 
         long_edge = max(photo_size)
         site_scales = tuple(min(1.0, edge / long_edge) / scale for edge in s.site_long_edges)
         generator = torch.Generator().manual_seed(self.seed)
         pipeline = SitePipeline(scales=site_scales, jpeg_quality=s.jpeg_quality, generator=generator)
         with torch.no_grad():
-            clean = [e.detach() for e in self.embed(x0, landmarks)]
-        objective = IdentityAway(clean, self.decoys, self.decoy_weight, balance=s.balance)
+            clean = [e.detach() for e in self.embed(x0, landmarks)] if self.identity else []
+            clean_expressions = [torch.softmax(r.logits(x0, boxes), -1) for r in self.readers] if self.expression else []
+        identity = IdentityAway(clean, self.decoys, self.decoy_weight, balance=s.balance)
+        target = EXPRESSIONS.index("neutral") if self.expression == "neutral" else None
+        expression = ExpressionAway(clean_expressions, target, s.expression_kappa)
         eye_distance = torch.linalg.vector_norm(landmarks[:, 1] - landmarks[:, 0], dim=-1)[:, None, None]
         count = len(faces)
 
@@ -238,6 +270,27 @@ class FaceCloak:
             zoom = 1 + ALIGN_ZOOM * (2 * torch.rand((count, 1, 1), generator=generator) - 1)
             noise = torch.randn(pts.shape, generator=generator) * ALIGN_JITTER
             return centre + (pts - centre) * zoom.to(pts.device) + noise.to(pts.device) * eye_distance
+
+        def jittered_squares(b: Tensor, margin: float) -> Tensor:
+            sq = square_boxes(b, margin)
+            if not self.align_jitter:
+                return sq
+            shift = (2 * torch.rand((count, 2), generator=generator) - 1).to(b.device) * BOX_SHIFT * sq[:, 2:]
+            zoom = 1 + BOX_ZOOM * (2 * torch.rand((count, 1), generator=generator) - 1).to(b.device)
+            return torch.cat([sq[:, :2] + shift, sq[:, 2:] * zoom], dim=1)
+
+        # One view per step: the transform draw that every term reads.
+        def identity_term(t: Transformed) -> Tensor:
+            return identity(self.embed(t.image, jittered(t.map_points(landmarks))))
+
+        def expression_term(t: Transformed) -> Tensor:
+            served = t.map_points(boxes.view(count, 2, 2)).view(count, 4)
+            return expression([r.logits(t.image, served, jittered_squares(served, r.margin)) for r in self.readers])
+
+        terms: Terms[Transformed] = Terms({
+            "identity": (1.0 if self.identity else 0.0, identity_term),
+            "expression": (s.expression_weight if self.expression else 0.0, expression_term),
+        })
 
         # Visibility is judged at native resolution (smooth skin there hides less than the downscaled face):
         # each face box's change is brought up to native size inside the loss.
@@ -265,25 +318,36 @@ class FaceCloak:
                     total = total + DSSIM_WEIGHT * F.relu(dssim(x[i:i + 1, :, :h, :w], x0[i:i + 1, :, :h, :w]) - s.max_dssim).sum()
             return total
 
-        def loss(x: Tensor) -> Tensor:
-            identity = x.new_zeros(())
-            for _ in range(max(1, s.eot_samples)):
-                t = pipeline(x)
-                identity = identity + objective(self.embed(t.image, jittered(t.map_points(landmarks))))
-            # Faces are independent: their losses add, so each face's gradient is its own.
-            return identity / max(1, s.eot_samples) * count + perceptual(x)
+        def loss_of(objective: Terms[Transformed]) -> Callable[[Tensor], Tensor]:
+            def loss(x: Tensor) -> Tensor:
+                total = x.new_zeros(())
+                for _ in range(max(1, s.eot_samples)):
+                    total = total + objective(pipeline(x))
+                # Faces are independent: their losses add, so each face's gradient is its own.
+                return total / max(1, s.eot_samples) * count + perceptual(x)
+            return loss
 
         budget = self._budget(x0)
         search_generator = torch.Generator().manual_seed(self.seed)
-        if s.search == "sign":
-            search = PGD(steps=s.steps, step_size=s.step_size, generator=search_generator)
-        elif s.search == "smooth":
-            search = SmoothPGD(steps=s.steps, step_size=s.step_size, sigma=s.smoothing_sigma, generator=search_generator)
+        extra = s.expression_steps if self.expression else 0
+        if self.expression and self.identity and s.expression_schedule == "chained" and extra:
+            search: Attack = Chain([(self._searcher(s.steps, search_generator), loss_of(terms.only("identity"))),
+                                    (self._searcher(extra, search_generator), None)])
+        elif s.expression_schedule in ("joint", "chained"):
+            search = self._searcher(s.steps + extra, search_generator)
         else:
-            raise ValueError(f"unknown search {s.search!r}")
+            raise ValueError(f"unknown expression schedule {s.expression_schedule!r}")
         callback = (lambda step, total, _loss: progress(0, count, step, total)) if progress else None
-        delta = search(Problem(x0, loss, budget, mask), callback=callback)
+        delta = search(Problem(x0, loss_of(terms), budget, mask), callback=callback)
         return [delta[i:i + 1, :, :h, :w] for i, (h, w) in enumerate(sizes)]
+
+    def _searcher(self, steps: int, generator: torch.Generator) -> Attack:
+        s = self.settings
+        if s.search == "sign":
+            return PGD(steps=steps, step_size=s.step_size, generator=generator)
+        if s.search == "smooth":
+            return SmoothPGD(steps=steps, step_size=s.step_size, sigma=s.smoothing_sigma, generator=generator)
+        raise ValueError(f"unknown search {s.search!r}")
 
     def _budget(self, x0: Tensor) -> Budget:
         s = self.settings
@@ -329,7 +393,15 @@ class FaceCloak:
         with torch.no_grad():
             ea, eb = self.embed(a, landmarks), self.embed(b, landmarks)
             similarity = {s.model_id: float((x * y).sum()) for s, x, y in zip(self.surrogates, ea, eb)}
+            expression: dict[str, tuple[str, float]] = {}
+            if self.expression:
+                box = torch.tensor([[face.box[0] - region.x0, face.box[1] - region.y0, face.box[2] - region.x0,
+                                     face.box[3] - region.y0]], dtype=torch.float32, device=self.device)
+                for r in self.readers:
+                    clean_p, after_p = (torch.softmax(r.logits(img, box), -1)[0] for img in (a, b))
+                    label = int(clean_p.argmax())
+                    expression[r.model_id] = (EXPRESSIONS[label], float(after_p[label]))
             fa, fb = a[..., by0:by1, bx0:bx1], b[..., by0:by1, bx0:bx1]
             d = float(dssim(fb, fa))
             score = float(ssimulacra2(fa.double(), fb.double())[0])
-        return FaceReport(face.box, similarity, d, score, strength)
+        return FaceReport(face.box, similarity, d, score, strength, expression)

@@ -14,13 +14,14 @@ of five in distance on the same protected faces). The receipt is only ever shown
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from ..eval.evaluators import Box, descriptor_at
+from ..eval.evaluators import MIN_IOU, Box, box_iou, descriptor_at
+from ..expressions import EXPRESSIONS, BoxReader
 from ..eval.sites import SiteCondition
 from ..faces.detect import Face
 from .face_cloak import FaceReport
@@ -103,3 +104,40 @@ class ExpressionReceipt:
                     f"(reads {self.after} after {self.condition})")
         return (f"an expression reader that was not used STILL READS {self.clean} after {self.condition} "
                 f"({self.after_confidence:.0%}, was {self.clean_confidence:.0%})")
+
+
+def check_expressions(
+    reader: BoxReader, detect: Callable[[np.ndarray], Sequence[Face]], original: np.ndarray, protected: np.ndarray,
+    faces: Sequence[Face], condition: SiteCondition = RECEIPT_CONDITION,
+) -> list[ExpressionReceipt]:
+    """One expression receipt per face: ``reader`` (outside the ensemble) on the original and on the protected
+    photo, both as the site serves them (so that what the site's JPEG alone changes is not counted), each face
+    found again by ``detect`` in the served photos."""
+
+    def readings(rgb: np.ndarray) -> tuple[list[np.ndarray | None], float]:
+        served, scale = condition.apply(rgb)
+        boxes = [f.box for f in detect(served)]
+        probs = reader.read(served, boxes)
+        out: list[np.ndarray | None] = []
+        for face in faces:
+            at = tuple(v * scale for v in face.box)
+            best = max(range(len(boxes)), key=lambda i: box_iou(boxes[i], at), default=None)
+            out.append(None if best is None or box_iou(boxes[best], at) < MIN_IOU else probs[best])
+        return out, scale
+
+    clean, _ = readings(original)
+    after, _ = readings(protected)
+    receipts = []
+    for p0, p1 in zip(clean, after):
+        if p0 is None:  # not even the original's face is found after the site: nothing to compare
+            receipts.append(ExpressionReceipt(reader.model_id, condition.name, False, "unknown", 0.0, None, None, False))
+            continue
+        label = int(p0.argmax())
+        if p1 is None:
+            receipts.append(ExpressionReceipt(reader.model_id, condition.name, False, EXPRESSIONS[label],
+                                              float(p0[label]), None, None, False))
+            continue
+        top = int(p1.argmax())
+        receipts.append(ExpressionReceipt(reader.model_id, condition.name, True, EXPRESSIONS[label], float(p0[label]),
+                                          EXPRESSIONS[top], float(p1[label]), top != label))
+    return receipts
