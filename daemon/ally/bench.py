@@ -63,7 +63,8 @@ def make_case_photo(megapixels: float, faces: int) -> np.ndarray:
     return np.asarray(crop.resize((int(round(height * ASPECT)), height), Image.Resampling.LANCZOS))
 
 
-def _child(case: str, level: str, device: str, repeat: int, table: str = "current", vis: bool = True) -> dict:
+def _child(case: str, level: str, device: str, repeat: int, table: str = "current", vis: bool = True,
+           protect: str = "faces,metadata") -> dict:
     """Runs inside the subprocess: one case, one level."""
     import resource
 
@@ -75,7 +76,9 @@ def _child(case: str, level: str, device: str, repeat: int, table: str = "curren
     from .eval.tables import level_table
     from .imaging.io import load_image
     from .levels import Level
+    from .protections import parse_protections
 
+    protections = parse_protections(protect)
     megapixels, faces = CASES[case]
     rgb = make_case_photo(megapixels, faces)
     engine = Engine(load_config(), device=torch.device(device) if device != "auto" else None,
@@ -90,7 +93,7 @@ def _child(case: str, level: str, device: str, repeat: int, table: str = "curren
         if engine.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        result = engine.protect(image, Level.parse(level))
+        result = engine.protect(image, Level.parse(level), protections=protections)
         if engine.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
@@ -98,7 +101,8 @@ def _child(case: str, level: str, device: str, repeat: int, table: str = "curren
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the visibility measures
     gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None
     seen = visibility.measure(rgb, result.rgb, [f.box for f in result.faces]).to_dict() if vis else None
-    return {"case": case, "level": level, "table": table, "device": str(engine.device), "faces_found": found,
+    return {"case": case, "level": level, "table": table, "protect": protect, "device": str(engine.device),
+            "faces_found": found,
             "visibility": seen,
             "pixels": int(rgb.shape[0] * rgb.shape[1]), "seconds": min(times), "seconds_all": times,
             "peak_rss_mb": round(peak_mb), "peak_gpu_mb": gpu_mb, "threads": torch.get_num_threads()}
@@ -120,11 +124,13 @@ def run_bench(args: argparse.Namespace) -> int:
     rows = []
     table = getattr(args, "table", "current")
     vis = not getattr(args, "no_visibility", False)
+    protect = getattr(args, "protect", None) or "faces,metadata"
     print(f"{'case':12} {'level':7} {'device':6} {'faces':>5} {'seconds':>8} {'peak MB':>8} {'SSIMU2':>7} "
           f"{'face min':>8} {'Butter.':>7}")
     for case in CASES:
         for level in levels:
-            cmd = [sys.executable, "-m", "ally.bench", case, level, device, str(args.repeat), table, str(int(vis))]
+            cmd = [sys.executable, "-m", "ally.bench", case, level, device, str(args.repeat), table, str(int(vis)),
+                   protect]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{case:12} {level:7} failed:\n{proc.stderr}", file=sys.stderr)
@@ -141,5 +147,5 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    case, level, device, repeat, table, vis = sys.argv[1:7]
-    print(json.dumps(_child(case, level, device, int(repeat), table, vis == "1")))
+    case, level, device, repeat, table, vis, protect = sys.argv[1:8]
+    print(json.dumps(_child(case, level, device, int(repeat), table, vis == "1", protect)))

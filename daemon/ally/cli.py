@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("ids", nargs="*", help="model ids (default: all for list/pull/verify)")
 
     e = sub.add_parser("eval", help="measure protection against held-out models")
-    e.add_argument("what", choices=["faces", "text"])
+    e.add_argument("what", choices=["faces", "emotion", "text"])
     e.add_argument("--levels", default="low,medium,high")
     e.add_argument("--out", type=Path, default=Path("artifacts/eval"))
     e.add_argument("-n", "--n", type=int, default=200, help="text: how many held-out posts to protect")
@@ -57,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces: level tables on the same photos: current, v1 (the levels before issue 9), fawkes")
     e.add_argument("--split", choices=["tune", "report", "all"], default="all",
                    help="faces: which half of the people (tune on one, report on the other)")
-    e.add_argument("--quick", action="store_true", help="faces: a small fixed subset (3 photos), for development")
+    e.add_argument("--quick", action="store_true", help="faces, emotion: a small fixed subset (3 photos), for development")
+    e.add_argument("--variants", default="cloak,joint,chained",
+                   help="emotion: cloak (faces alone), joint (faces + emotion, one search), chained (the cloak, then a "
+                        "second stage from it), emotion-only")
     e.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 
     s = sub.add_parser("serve", help="run the local daemon for the browser extension (127.0.0.1 only)")
@@ -96,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     b.add_argument("--table", default="current", choices=["current", "v1", "fawkes"], help="level table")
     b.add_argument("--no-visibility", action="store_true", help="skip SSIMULACRA2 / Butteraugli (slow at 12 MP)")
+    b.add_argument("--protect", default="faces,metadata",
+                   help="what to protect, e.g. faces,emotion,metadata (to compare the cost of hiding expressions)")
     return parser
 
 
@@ -116,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
             from .text.eval import run_eval_text
 
             return run_eval_text(args)
+        if args.command == "eval" and args.what == "emotion":
+            from .eval.emotion import run_eval_emotion
+
+            return run_eval_emotion(args)
         if args.command == "eval":
             from .eval.faces import run_eval_faces
 
