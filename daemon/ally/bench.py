@@ -127,7 +127,12 @@ def run_bench(args: argparse.Namespace) -> int:
     protect = getattr(args, "protect", None) or "faces,metadata"
     print(f"{'case':12} {'level':7} {'device':6} {'faces':>5} {'seconds':>8} {'peak MB':>8} {'SSIMU2':>7} "
           f"{'face min':>8} {'Butter.':>7}")
-    for case in CASES:
+    cases = [c for c in (getattr(args, "cases", None) or ",".join(CASES)).split(",") if c]
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        print(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}", file=sys.stderr)
+        return 2
+    for case in cases:
         for level in levels:
             cmd = [sys.executable, "-m", "ally.bench", case, level, device, str(args.repeat), table, str(int(vis)),
                    protect]

@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
     b.add_argument("--table", default="current", choices=["current", "v1", "fawkes"], help="level table")
     b.add_argument("--no-visibility", action="store_true", help="skip SSIMULACRA2 / Butteraugli (slow at 12 MP)")
+    b.add_argument("--cases", default="1MP-1face,1MP-5faces,12MP-1face,12MP-5faces", help="photo cases to run")
     b.add_argument("--protect", default="faces,metadata",
                    help="what to protect, e.g. faces,emotion,metadata (to compare the cost of hiding expressions)")
     return parser
