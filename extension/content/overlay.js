@@ -141,8 +141,12 @@
       this.place();
     }
 
-    /** The photo's receipt: one line per face (the daemon's result.receipt); warns where a face still matches. */
-    receipt(entries) {
+    /**
+     * The photo's receipt: one line per face (the daemon's result.receipt); warns where a face still matches. With
+     * ``expressions`` (result.expression_receipt, when facial expressions are hidden), a line per face on what an
+     * expression reader that was not used reads; warns where it still reads the face's expression.
+     */
+    receipt(entries, expressions = []) {
       const el = this.root.querySelector(".report");
       el.textContent = "";
       for (const [i, r] of (entries ?? []).entries()) {
@@ -152,7 +156,23 @@
         if (r.matched) li.className = "warn";
         el.appendChild(li);
       }
-      el.dataset.goal = (entries ?? []).some((r) => r.matched) ? "not-reached" : "reached";
+      for (const [i, e] of (expressions ?? []).entries()) {
+        const li = document.createElement("li");
+        li.dataset.expression = e.found ? (e.changed ? "hidden" : "read") : "not-found";
+        if (!e.found) {
+          li.textContent = `Face ${i + 1}: an expression reader that was not used cannot find this face after ${e.condition}.`;
+        } else if (e.changed) {
+          li.textContent = `Face ${i + 1}: an expression reader that was not used no longer reads ${e.clean} ` +
+            `(it reads ${e.after} after ${e.condition}).`;
+        } else {
+          li.textContent = `Face ${i + 1}: an expression reader that was not used still reads ${e.clean} after ` +
+            `${e.condition} (${Math.round((e.after_confidence ?? 0) * 100)}%).`;
+          li.className = "warn";
+        }
+        el.appendChild(li);
+      }
+      const short = (entries ?? []).some((r) => r.matched) || stillRead(expressions) > 0;
+      el.dataset.goal = short ? "not-reached" : "reached";
       el.hidden = !el.childElementCount;
       this.place();
     }
@@ -188,6 +208,12 @@
     }
   }
 
+  /** Faces whose expression the held-out reader still reads (found, not changed). */
+  function stillRead(expressions) {
+    return (expressions ?? []).filter((e) => e.found && !e.changed).length;
+  }
+
   Overlay.open = new Set();
+  Overlay.stillRead = stillRead;
   ally.Overlay = Overlay;
 })();
