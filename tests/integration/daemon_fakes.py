@@ -2,7 +2,8 @@
 
 The fake image engine inverts the pixels; the top-left pixel's red value picks a behaviour, so that every
 job's fate is decided by what its client sent (``BEHAVIOUR_*``). Like the real engine it leaves the pixels
-alone when neither faces nor emotion is asked for, and with emotion it carries one (fake) expression receipt.
+alone at level off and when neither faces nor emotion is asked for; with emotion it carries one (fake)
+expression receipt.
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ class FakeImageEngine:
                 progress("face 1/1", i / 6)
                 time.sleep(0.05)
         progress("face 1/1", 1.0)
-        if not protections & {FACES, EMOTION}:
+        if level is Level.OFF or not protections & {FACES, EMOTION}:
             return FakePhoto(image.rgb)
         receipts = [fake_expression_receipt(behaviour == BEHAVIOUR_STILL_READS)] if EMOTION in protections else []
         return FakePhoto(255 - image.rgb, expression_receipts=receipts)

@@ -573,12 +573,13 @@ def _save_params(like: LoadedImage, fmt: str, quality: int | None) -> dict[str, 
 
 
 _PNG_XMP_KEY = "XML:com.adobe.xmp"
+_XMP_TIFF_TAG = 700
 
 
 def _kept_metadata(like: LoadedImage, fmt: str) -> dict[str, object]:
-    """Save parameters that carry the source's own metadata into ``fmt``: EXIF (GPS included; Orientation
-    reset to 1, the pixels being upright already), XMP, the JPEG comment, PNG text chunks, and the source's ICC
-    profile stays as :func:`_save_params` keeps it. What Pillow cannot write (IPTC, maker segments, BMP anything) is not carried."""
+    """Save parameters that carry the source's own metadata into ``fmt``: EXIF (GPS included; no Orientation, the
+    pixels being upright already), XMP, the JPEG comment and PNG text chunks; the ICC profile is kept by
+    :func:`_save_params` anyway. What Pillow cannot write (IPTC, maker segments; anything in a BMP) is dropped."""
     if like.source_bytes is None:
         return {}
     params: dict[str, object] = {}
@@ -591,13 +592,15 @@ def _kept_metadata(like: LoadedImage, fmt: str) -> dict[str, object]:
         return params
     for tag in TIFF_LAYOUT_TAGS & set(exif):  # Orientation too: the pixels are upright already
         del exif[tag]
+    xmp = info.get("xmp") or info.get(_PNG_XMP_KEY)
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if fmt == "TIFF" and xmp:
+        exif[_XMP_TIFF_TAG] = xmp  # a TIFF holds XMP as a tag of its IFD (which is its EXIF IFD0)
     if len(exif):
         exif.get_ifd(0x8825)  # load the GPS and Exif IFDs so that tobytes() writes them
         exif.get_ifd(0x8769)
         params["exif"] = exif.tobytes()
-    xmp = info.get("xmp") or info.get(_PNG_XMP_KEY)
-    if isinstance(xmp, str):
-        xmp = xmp.encode("utf-8")
     if fmt == "JPEG":
         if xmp:
             params["xmp"] = xmp
@@ -618,8 +621,6 @@ def _kept_metadata(like: LoadedImage, fmt: str) -> dict[str, object]:
         if text.chunks:
             params["pnginfo"] = text
     elif fmt == "TIFF":
-        if xmp:
-            params["xmp"] = xmp
         if "exif" in params:
             params["compression"] = "raw"  # libtiff's compressed writer refuses the EXIF/GPS IFD pointers
     return params
