@@ -4,7 +4,7 @@ import { bytesToBase64, base64ToBytes } from "./b64.js";
 import { DaemonConnection } from "./connection.js";
 import { changedWords, diffWords } from "./diff.js";
 import { LEVELS, normalizeLevel } from "./levels.js";
-import { imageRequest, protectList } from "./protections.js";
+import { imageParams, imageRequest, protectList } from "./protections.js";
 import { ProtocolError, localError } from "./protocol.js";
 import { createStore } from "./settings.js";
 import { allSites, pageConfig, siteForUrl } from "./sites.js";
@@ -94,8 +94,9 @@ async function protectImage(msg, port) {
   const onDisconnect = () => rpc.cancel(id);
   port.onDisconnect.addListener(onDisconnect);
   try {
-    const params = { image: { bytes: bytes.length, type: msg.mime || undefined }, level, protect: ask.protect };
-    if (!params.image.type) delete params.image.type;
+    const image = { bytes: bytes.length, type: msg.mime || undefined };
+    if (!image.type) delete image.type;
+    const params = imageParams(image, { ...ask, level }, connection.state.hello?.capabilities?.["protect.image"]);
     const { result, binary } = await rpc.request("protect.image", params, {
       id, binary: bytes, timeoutMs: jobTimeout(),
       onProgress: (p) => post(port, { type: "progress", stage: p.stage, fraction: p.fraction }),

@@ -32,3 +32,15 @@ export function imageRequest(level, protect) {
   if (lvl === "off" && !protect.includes("metadata")) return null;
   return { level: lvl, protect: [...protect] };
 }
+
+/**
+ * The params of a protect.image request for ``ask`` (from imageRequest), given the daemon's
+ * ``hello.capabilities["protect.image"]``: ``protect`` is sent only to a daemon that announces ``protections``
+ * (an older one refuses an unknown param, and always cloaks and removes the metadata).
+ */
+export function imageParams(image, ask, capability) {
+  const params = { image, level: ask.level };
+  if (Array.isArray(capability?.protections)) params.protect = ask.protect.filter((p) => capability.protections.includes(p));
+  if (params.protect && !params.protect.length) delete params.protect;
+  return params;
+}

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { normalizeLevel } from "../src/levels.js";
-import { PROTECTIONS, imageRequest, protectList } from "../src/protections.js";
+import { PROTECTIONS, imageParams, imageRequest, protectList } from "../src/protections.js";
 import { SCHEMA } from "../src/schema.gen.js";
 import { withDefaults } from "../src/settings.js";
 
@@ -44,4 +44,15 @@ test("settings defaults; edit immunization cannot be switched on", () => {
   assert.deepEqual(s.protections, { face: true, metadata: true, emotion: false, text: false, immunize: false });
   assert.equal(s.port, 28417);
   assert.equal(s.level, "medium");
+});
+
+test("protect is sent to a daemon that announces it, in the names it announces", () => {
+  const image = { bytes: 10, type: "image/jpeg" };
+  const ask = { level: "low", protect: ["faces", "emotion", "metadata"] };
+  const now = { available: true, protections: ["faces", "emotion", "metadata"] };
+  assert.deepEqual(imageParams(image, ask, now), { image, level: "low", protect: ["faces", "emotion", "metadata"] });
+  assert.deepEqual(imageParams(image, ask, { available: true }), { image, level: "low" });  // an older daemon
+  assert.deepEqual(imageParams(image, ask, undefined), { image, level: "low" });
+  assert.deepEqual(imageParams(image, ask, { protections: ["faces", "metadata"] }),
+    { image, level: "low", protect: ["faces", "metadata"] });
 });
