@@ -17,7 +17,7 @@ export const GENERATED_PATH = join(HERE, "src/schema.gen.js");
 export const GECKO_ID = "ally-extension@ally.privacy";
 const COPIED = ["manifest.json", "src", "content", "pages", "icons"];
 
-/** The JS constants module derived from the daemon's schema (methods, errors, levels, frame layout). */
+/** The JS constants module derived from the daemon's schema (methods, errors, levels, protections, frame layout). */
 export function generateConstants(schema) {
   const x = schema["x-ally-protocol"];
   const methods = {};
@@ -33,6 +33,7 @@ export function generateConstants(schema) {
     frameMagic: x.binary_frame.magic,
     maxIdBytes: x.binary_frame.max_id_bytes,
     levels: schema.$defs.level.enum,
+    protections: schema.$defs["params:protect.image"].properties.protect.items.enum,
     idPattern: schema.$defs.id.pattern ?? null,
     methods,
     errors,

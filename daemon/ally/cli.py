@@ -11,9 +11,22 @@ from ally_models.cache import CacheError, ModelCache, default_cache
 from . import __version__
 from .config import ConfigError, load_config
 from .levels import Level
+from .protections import EXPRESSION_TARGETS, PROTECTIONS, ProtectionsError, parse_protections
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LEVEL_HELP = "off | low | medium | high (off: only scrub metadata; default: the config's level)"
+PROTECT_HELP = (f"what to protect, comma-separated, from: {', '.join(PROTECTIONS)} (faces: the face cloak; emotion: "
+                "also hide the facial expression; metadata: remove EXIF/GPS/XMP; default: the config's, "
+                "faces,metadata)")
+EXPRESSION_TARGET_HELP = ("with emotion: push the expression away from the face's own (away) or toward neutral "
+                          "(default: the config's, away)")
+
+
+def _protections(value: str) -> frozenset[str]:
+    try:
+        return parse_protections(value)
+    except ProtectionsError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _level(value: str) -> Level:
@@ -36,10 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=_level, help=LEVEL_HELP)
     p.add_argument("--force", action="store_true", help="replace existing output files")
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+    p.add_argument("--protect", type=_protections, metavar="LIST", help=PROTECT_HELP)
+    p.add_argument("--expression-target", choices=EXPRESSION_TARGETS, help=EXPRESSION_TARGET_HELP)
 
     d = sub.add_parser("demo", help="pull the models and protect a bundled sample photo")
     d.add_argument("-o", "--output-dir", type=Path, default=Path("ally-demo"))
     d.add_argument("--level", type=_level, default=Level.MEDIUM, help="off | low | medium | high (default: medium)")
+    d.add_argument("--protect", type=_protections, metavar="LIST", help=PROTECT_HELP)
+    d.add_argument("--expression-target", choices=EXPRESSION_TARGETS, help=EXPRESSION_TARGET_HELP)
 
     m = sub.add_parser("models", help="the model cache: list | pull | verify | rm")
     m.add_argument("action", choices=["list", "pull", "verify", "rm"])
@@ -210,6 +227,10 @@ def config_for(args: argparse.Namespace):
     config = load_config()
     if getattr(args, "device", None):
         config = replace(config, device=args.device)
+    if getattr(args, "protect", None):
+        config = replace(config, protect=args.protect)
+    if getattr(args, "expression_target", None):
+        config = replace(config, expression_target=args.expression_target)
     return config
 
 

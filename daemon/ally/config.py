@@ -15,6 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from .levels import Level
+from .protections import DEFAULT_PROTECTIONS, EXPRESSION_TARGETS, PROTECTIONS, ProtectionsError, parse_protections
 
 CONFIG_ENV = "ALLY_CONFIG_DIR"
 DEFAULT_SURROGATES = ("faceres", "faceres-deep", "mobileface", "mobilefacenet")  # three families
@@ -34,6 +35,8 @@ class Config:
     decoy_seed: str = ""  # hex; created on first use
     port: int = DEFAULT_PORT  # the daemon's port on 127.0.0.1 (`ally serve --port` overrides)
     extension_ids: tuple[str, ...] = ()  # if set, only these browser extensions may pair with the daemon
+    protect: frozenset[str] = DEFAULT_PROTECTIONS  # what a photo gets by default: faces, emotion, metadata
+    expression_target: str = "away"  # with emotion: away from the face's own expression, or toward "neutral"
 
 
 def config_dir() -> Path:
@@ -62,6 +65,20 @@ def _coerce(name: str, value: object) -> object:
         if not (isinstance(value, list) and all(isinstance(v, str) and v for v in value)):
             raise ConfigError("extension_ids must be a list of extension ids")
         return tuple(value)
+    if name == "protect":
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise ConfigError(f"protect must be a list of protections, e.g. [\"faces\", \"metadata\"] "
+                              f"(choose from: {', '.join(PROTECTIONS)})")
+        if len(set(value)) != len(value):
+            raise ConfigError("protect names a protection twice")
+        try:
+            return parse_protections(value)
+        except ProtectionsError as e:
+            raise ConfigError(f"protect: {e}") from None
+    if name == "expression_target":
+        if value not in EXPRESSION_TARGETS:
+            raise ConfigError(f"expression_target must be one of {', '.join(EXPRESSION_TARGETS)}")
+        return value
     if name == "decoy":
         if not isinstance(value, bool):
             raise ConfigError("decoy must be true or false")
@@ -104,8 +121,9 @@ def save_config(config: Config, path: Path | None = None) -> None:
             lines.append(f"{f.name} = {'true' if v else 'false'}")
         elif isinstance(v, int):
             lines.append(f"{f.name} = {v}")
-        elif isinstance(v, tuple):
-            lines.append(f"{f.name} = [{', '.join(repr(s).replace(chr(39), chr(34)) for s in v)}]")
+        elif isinstance(v, (tuple, frozenset)):
+            items = [p for p in PROTECTIONS if p in v] if isinstance(v, frozenset) else v  # canonical order
+            lines.append(f"{f.name} = [{', '.join(repr(s).replace(chr(39), chr(34)) for s in items)}]")
         else:
             lines.append(f'{f.name} = "{v}"')
     tmp = path.with_suffix(".tmp")

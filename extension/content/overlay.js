@@ -141,18 +141,22 @@
       this.place();
     }
 
-    /** The photo's receipt: one line per face (the daemon's result.receipt); warns where a face still matches. */
-    receipt(entries) {
+    /**
+     * The photo's receipt: one line per face (the daemon's result.receipt); warns where a face still matches. With
+     * ``expressions`` (result.expression_receipt, when facial expressions are hidden), a line per face on what an
+     * expression reader that was not used reads; warns where it still reads the face's expression.
+     */
+    receipt(entries, expressions = []) {
       const el = this.root.querySelector(".report");
       el.textContent = "";
-      for (const [i, r] of (entries ?? []).entries()) {
-        const li = document.createElement("li");
-        li.textContent = `Face ${i + 1}: ${r.matched ? "still recognised" : "no longer recognised"} by ${r.recognizer} ` +
-          `(not used to make the cloak) after ${r.condition}; visibility ${r.ssimulacra2.toFixed(0)}/100.`;
-        if (r.matched) li.className = "warn";
-        el.appendChild(li);
+      const faces = entries ?? [];
+      const reads = expressions ?? [];
+      for (let i = 0; i < Math.max(faces.length, reads.length); i++) {  // per face: identity, then expression
+        if (faces[i]) el.appendChild(faceLine(i, faces[i]));
+        if (reads[i]) el.appendChild(expressionLine(i, reads[i]));
       }
-      el.dataset.goal = (entries ?? []).some((r) => r.matched) ? "not-reached" : "reached";
+      const short = (entries ?? []).some((r) => r.matched) || stillRead(expressions) > 0;
+      el.dataset.goal = short ? "not-reached" : "reached";
       el.hidden = !el.childElementCount;
       this.place();
     }
@@ -188,6 +192,38 @@
     }
   }
 
+  function faceLine(i, r) {
+    const li = document.createElement("li");
+    li.textContent = `Face ${i + 1}: ${r.matched ? "still recognised" : "no longer recognised"} by ${r.recognizer} ` +
+      `(not used to make the cloak) after ${r.condition}; visibility ${r.ssimulacra2.toFixed(0)}/100.`;
+    if (r.matched) li.className = "warn";
+    return li;
+  }
+
+  /** One face's expression receipt (the daemon's expression_receipt entry), as the user reads it. */
+  function expressionLine(i, e) {
+    const li = document.createElement("li");
+    const reader = "an expression reader that was not used";
+    li.dataset.expression = e.found ? (e.changed ? "hidden" : "read") : "not-found";
+    if (!e.found) {
+      li.textContent = `Face ${i + 1}: ${reader} (${e.reader}) cannot find this face after ${e.condition}.`;
+    } else if (e.changed) {
+      li.textContent = `Face ${i + 1}: ${reader} no longer reads ${e.clean} (${e.reader} reads ${e.after} after ` +
+        `${e.condition}).`;
+    } else {
+      li.textContent = `Face ${i + 1}: ${reader} still reads ${e.clean} (${e.reader}, ` +
+        `${Math.round((e.after_confidence ?? 0) * 100)}% after ${e.condition}).`;
+      li.className = "warn";
+    }
+    return li;
+  }
+
+  /** Faces whose expression the held-out reader still reads (found, not changed). */
+  function stillRead(expressions) {
+    return (expressions ?? []).filter((e) => e.found && !e.changed).length;
+  }
+
   Overlay.open = new Set();
+  Overlay.stillRead = stillRead;
   ally.Overlay = Overlay;
 })();

@@ -180,7 +180,8 @@
       finish();
     } }]);
     const out = [];
-    const summary = { faces: 0, cloaked: 0, protected: 0, receipt: [], level: null, first: null };
+    const summary = { faces: 0, cloaked: 0, protected: 0, receipt: [], expressions: [], protect: [], level: null,
+      first: null };
     try {
       let index = 0;
       for (const file of files) {
@@ -197,6 +198,8 @@
           summary.faces += r.result.faces ?? 0;
           if (r.result.cloaked) summary.cloaked += r.result.faces ?? 0;
           summary.receipt.push(...(r.result.receipt ?? []));
+          summary.expressions.push(...(r.result.expression_receipt ?? []));
+          summary.protect = r.result.protect ?? summary.protect;
           summary.level = r.result.level;
           summary.first ??= { before: file, after: r.file };
         }
@@ -217,13 +220,17 @@
       return;
     }
     deliver(kind, target, out, init);
-    const faces = summary.cloaked ? `${summary.cloaked} face${summary.cloaked > 1 ? "s" : ""} cloaked` : "no face found";
-    const matched = summary.receipt.filter((r) => r.matched).length;
+    const plural = summary.cloaked > 1 ? "s" : "";
+    const hidden = summary.protect.includes("emotion") ? ", expressions hidden" : "";
+    const faces = summary.cloaked ? `${summary.cloaked} face${plural} ${summary.protect.includes("faces") ? "cloaked" : "protected"}${hidden}`
+      : (summary.faces ? `${summary.faces} face${summary.faces > 1 ? "s" : ""} found, pixels unchanged` : "no face found");
+    const metadata = summary.protect.includes("metadata") || !summary.protect.length ? "metadata removed" : "metadata kept (not selected)";
+    const matched = summary.receipt.filter((r) => r.matched).length + ally.Overlay.stillRead(summary.expressions);
     overlay.set({ state: matched ? "warn" : "done", title: matched ? "Photo protected — but not enough" : "Photo protected",
       fraction: 1, stage: "", progress: false,
-      message: summary.protected ? `${faces}; metadata removed.` : "Protection is off for this site: uploaded unchanged." });
+      message: summary.protected ? `${faces}; ${metadata}.` : "Protection is off for this site: uploaded unchanged." });
     if (summary.first && summary.cloaked) overlay.thumbs(summary.first.before, summary.first.after);
-    overlay.receipt(summary.receipt);
+    overlay.receipt(summary.receipt, summary.expressions);
     const harder = NEXT_LEVEL[summary.level];
     if (matched && harder) {
       // The protected photo is already with the page (better than the original). A harder one replaces it in a
@@ -247,22 +254,24 @@
     overlay.set({ state: "working", title: `Ally is protecting your photo harder (${level})`, message: "", progress: true, fraction: 0 });
     const out = [];
     const receipt = [];
+    const expressions = [];
     try {
       for (const file of files) {
         if (!ally.isImage(file)) { out.push(file); continue; }
         const r = await protectFile(file, { level, onPort: () => {}, onProgress: (p) => overlay.set({ stage: p.stage ?? "", fraction: p.fraction ?? 0 }) });
         out.push(r.file);
         receipt.push(...(r.result?.receipt ?? []));
+        expressions.push(...(r.result?.expression_receipt ?? []));
       }
     } catch (e) {
       overlay.set({ state: "error", title: "Could not protect harder", message: reasonText(e.error ?? { message: String(e) }), progress: false });
       overlay.buttons([{ label: "Close", action: "cancel", onClick: () => overlay.close() }]);
       return;
     }
-    const still = receipt.filter((r) => r.matched).length;
+    const still = receipt.filter((r) => r.matched).length + ally.Overlay.stillRead(expressions);
     overlay.set({ state: still ? "warn" : "done", title: `Photo protected at ${level}`, progress: false,
       message: kind === "input" ? "The upload now holds the harder-protected photo." : "Save it and upload it in place of the first one." });
-    overlay.receipt(receipt);
+    overlay.receipt(receipt, expressions);
     if (kind === "input") {
       deliverToInput(target, out);
       overlay.buttons([{ label: "OK", action: "ok", onClick: () => overlay.close() }]);

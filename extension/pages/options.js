@@ -23,6 +23,7 @@ async function renderSettings() {
   $("port").value = s.port;
   $("prot-face").checked = s.protections.face;
   $("prot-metadata").checked = s.protections.metadata;
+  $("prot-emotion").checked = s.protections.emotion;
   $("prot-text").checked = s.protections.text;
   $("prot-immunize").checked = false;
   const tbody = $("sites");
@@ -32,10 +33,11 @@ async function renderSettings() {
     const tr = document.createElement("tr");
     tr.dataset.site = site.id;
     tr.innerHTML = `<td></td><td><input type="checkbox" data-field="enabled"></td>
-      <td><input type="checkbox" data-field="autoText"></td><td></td>`;
+      <td><input type="checkbox" data-field="emotion"></td><td><input type="checkbox" data-field="autoText"></td><td></td>`;
     tr.cells[0].textContent = site.name;
     tr.querySelector("[data-field=enabled]").checked = st.enabled;
     tr.querySelector("[data-field=autoText]").checked = st.autoText;
+    tr.querySelector("[data-field=emotion]").checked = st.emotion;
     for (const box of tr.querySelectorAll("input")) {
       box.addEventListener("change", () =>
         api.runtime.sendMessage({ type: "site.set", siteId: site.id, [box.dataset.field]: box.checked }));
@@ -45,7 +47,7 @@ async function renderSettings() {
       rm.textContent = "Remove";
       rm.dataset.action = "remove";
       rm.addEventListener("click", () => removeSite(site));
-      tr.cells[3].appendChild(rm);
+      tr.cells[4].appendChild(rm);
     }
     tbody.appendChild(tr);
   }
@@ -140,7 +142,7 @@ $("port").addEventListener("change", async (e) => {
     setTimeout(renderConnection, 300); // the worker reconnects on the new port
   }
 });
-for (const key of ["face", "metadata", "text"]) {
+for (const key of ["face", "emotion", "metadata", "text"]) {
   $(`prot-${key}`).addEventListener("change", async (e) => {
     const s = await store.settings();
     await store.updateSettings({ protections: { ...s.protections, [key]: e.target.checked } });

@@ -1,4 +1,4 @@
-// The toolbar popup: daemon state, this site's switch, the level, counts.
+// The toolbar popup: daemon state, this site's switches (protection, facial expressions), the level, counts.
 const api = globalThis.browser ?? globalThis.chrome;
 const $ = (id) => document.getElementById(id);
 
@@ -34,11 +34,16 @@ async function render() {
     toggle.checked = s.site.enabled;
     toggle.dataset.site = s.site.id;
     $("site-note").textContent = "";
+    $("site-emotion").disabled = false;
+    $("site-emotion").checked = s.site.emotion;
+    $("site-emotion").dataset.site = s.site.id;
   } else {
     $("site-label").textContent = "This site";
     toggle.disabled = true;
     toggle.checked = false;
     $("site-note").textContent = "Not a protected site. Add it in Settings.";
+    $("site-emotion").disabled = true;
+    $("site-emotion").checked = false;
   }
   $("count-images").textContent = s.counts.images;
   $("count-faces").textContent = s.counts.faces;
@@ -53,5 +58,9 @@ $("level").addEventListener("change", async (e) => {
 $("site-toggle").addEventListener("change", async (e) => {
   await api.runtime.sendMessage({ type: "site.set", siteId: e.target.dataset.site, enabled: e.target.checked });
   document.body.dataset.siteSaved = String(e.target.checked);
+});
+$("site-emotion").addEventListener("change", async (e) => {
+  await api.runtime.sendMessage({ type: "site.set", siteId: e.target.dataset.site, emotion: e.target.checked });
+  document.body.dataset.emotionSaved = String(e.target.checked);
 });
 render();

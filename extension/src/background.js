@@ -3,7 +3,8 @@
 import { bytesToBase64, base64ToBytes } from "./b64.js";
 import { DaemonConnection } from "./connection.js";
 import { changedWords, diffWords } from "./diff.js";
-import { LEVELS, imageLevel, normalizeLevel } from "./levels.js";
+import { LEVELS, normalizeLevel } from "./levels.js";
+import { imageParams, imageRequest, protectList } from "./protections.js";
 import { ProtocolError, localError } from "./protocol.js";
 import { createStore } from "./settings.js";
 import { allSites, pageConfig, siteForUrl } from "./sites.js";
@@ -73,10 +74,11 @@ function post(port, msg) {
 async function protectImage(msg, port) {
   const settings = await store.settings();
   const page = pageConfig(msg.url, settings);
-  let level = imageLevel(settings.level, settings.protections);
+  const ask = page.site ? imageRequest(settings.level, protectList(settings, page.site.id)) : null;
+  let level = ask?.level ?? null;
   // "Protect harder" asks for a stronger level than the settings' for this one photo (never a weaker one).
   if (level !== null && level !== "off" && msg.level && LEVELS.indexOf(msg.level) > LEVELS.indexOf(level)) level = msg.level;
-  if (!page.enabled || level === null) {
+  if (!page.enabled || ask === null) {
     post(port, { type: "passthrough", reason: "protection is off for this site" });
     return;
   }
@@ -92,8 +94,9 @@ async function protectImage(msg, port) {
   const onDisconnect = () => rpc.cancel(id);
   port.onDisconnect.addListener(onDisconnect);
   try {
-    const params = { image: { bytes: bytes.length, type: msg.mime || undefined }, level };
-    if (!params.image.type) delete params.image.type;
+    const image = { bytes: bytes.length, type: msg.mime || undefined };
+    if (!image.type) delete image.type;
+    const params = imageParams(image, { ...ask, level }, connection.state.hello?.capabilities?.["protect.image"]);
     const { result, binary } = await rpc.request("protect.image", params, {
       id, binary: bytes, timeoutMs: jobTimeout(),
       onProgress: (p) => post(port, { type: "progress", stage: p.stage, fraction: p.fraction }),
@@ -186,7 +189,8 @@ async function popupState(url) {
     connection: summarize(connection.state),
     level: settings.level,
     protections: settings.protections,
-    site: site ? { id: site.id, name: site.name, enabled: page.enabled, autoText: page.autoText } : null,
+    site: site ? { id: site.id, name: site.name, enabled: page.enabled, autoText: page.autoText, emotion: page.emotion }
+      : null,
     counts: await store.counts(),
   };
 }
@@ -204,12 +208,13 @@ const handlers = {
     await pushLevel(s.level);
     return { level: s.level };
   },
-  "site.set": async ({ siteId, enabled, autoText }) => {
+  "site.set": async ({ siteId, enabled, autoText, emotion }) => {
     const s = await store.settings();
     const cur = s.sites[siteId] ?? {};
     const next = { ...cur };
     if (enabled !== undefined) next.enabled = Boolean(enabled);
     if (autoText !== undefined) next.autoText = Boolean(autoText);
+    if (emotion !== undefined) next.emotion = Boolean(emotion);
     await store.updateSettings({ sites: { ...s.sites, [siteId]: next } });
     return { ok: true };
   },

@@ -13,6 +13,11 @@ export const SCHEMA = Object.freeze({
     "medium",
     "high"
   ],
+  "protections": [
+    "faces",
+    "emotion",
+    "metadata"
+  ],
   "idPattern": "^[A-Za-z0-9._:-]+$",
   "methods": {
     "hello": {

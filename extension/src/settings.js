@@ -5,8 +5,8 @@ import { DEFAULT_PORT } from "./protocol.js";
 export const DEFAULT_SETTINGS = Object.freeze({
   level: DEFAULT_LEVEL,
   port: DEFAULT_PORT,
-  protections: { face: true, metadata: true, text: true, immunize: false },
-  sites: {}, // site id -> {enabled, autoText}
+  protections: { face: true, metadata: true, emotion: false, text: true, immunize: false },
+  sites: {}, // site id -> {enabled, autoText, emotion}; emotion absent: the global protections.emotion
   custom: {}, // user-added host -> {patterns}
 });
 

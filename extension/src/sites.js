@@ -77,16 +77,20 @@ export function siteForUrl(url, settings) {
   return null;
 }
 
-/** Per-site switches with defaults: protection on, automatic text review off. */
+/**
+ * Per-site switches with defaults: protection on, automatic text review off, facial expressions hidden as the
+ * global default says (``protections.emotion``, off unless switched on) unless the site has its own choice.
+ */
 export function siteState(settings, siteId) {
   const s = settings?.sites?.[siteId] ?? {};
-  return { enabled: s.enabled !== false, autoText: s.autoText === true };
+  const emotion = typeof s.emotion === "boolean" ? s.emotion : settings?.protections?.emotion === true;
+  return { enabled: s.enabled !== false, autoText: s.autoText === true, emotion };
 }
 
 /** What the content script on ``url`` should do. */
 export function pageConfig(url, settings) {
   const site = siteForUrl(url, settings);
-  if (!site) return { site: null, enabled: false, autoText: false };
+  if (!site) return { site: null, enabled: false, autoText: false, emotion: false };
   const st = siteState(settings, site.id);
   return { site: { id: site.id, name: site.name }, ...st };
 }

@@ -28,11 +28,20 @@ test("user-added sites match once added", () => {
   assert.equal(siteForUrl("https://fosstodon.org/@me", settings).id, "fosstodon.org");
 });
 
-test("per-site switches default to on, automatic text off", () => {
-  assert.deepEqual(siteState({}, "x"), { enabled: true, autoText: false });
+test("per-site switches default to on, automatic text off, expressions as the global default", () => {
+  assert.deepEqual(siteState({}, "x"), { enabled: true, autoText: false, emotion: false });
   const s = { sites: { x: { enabled: false, autoText: true } } };
-  assert.deepEqual(pageConfig("https://x.com/", s), { site: { id: "x", name: "X (Twitter)" }, enabled: false, autoText: true });
-  assert.deepEqual(pageConfig("https://example.org/", s), { site: null, enabled: false, autoText: false });
+  assert.deepEqual(pageConfig("https://x.com/", s),
+    { site: { id: "x", name: "X (Twitter)" }, enabled: false, autoText: true, emotion: false });
+  assert.deepEqual(pageConfig("https://example.org/", s), { site: null, enabled: false, autoText: false, emotion: false });
+});
+
+test("hiding facial expressions: the site's own switch, else the global default", () => {
+  const on = { protections: { emotion: true }, sites: { x: { emotion: false }, reddit: {} } };
+  assert.equal(siteState(on, "x").emotion, false);  // the site said no
+  assert.equal(siteState(on, "reddit").emotion, true);  // no choice of its own: the global default
+  assert.equal(siteState({ sites: { x: { emotion: true } } }, "x").emotion, true);
+  assert.equal(siteState({ sites: { x: { emotion: "yes" } } }, "x").emotion, false);  // only a boolean counts
 });
 
 test("typed site addresses are normalized into match patterns", () => {

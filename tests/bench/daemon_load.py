@@ -57,8 +57,8 @@ class InvertEngine:
     def warm_up(self) -> None:
         return None
 
-    def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None
-                ) -> _Inverted:
+    def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None, *,
+                protections: frozenset[str] = frozenset()) -> _Inverted:
         if progress:
             progress("inverting", 1.0)
         return _Inverted(255 - image.rgb)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ally.levels import Level
+from ally.protections import DEFAULT_PROTECTIONS, format_protections
 from ally.server import handlers
 from ally.server.app import RunningServer, create_app, start_server
 from ally.server.engines import Engines
@@ -62,6 +63,7 @@ class Loop:
 class Recorded:
     level: str
     payload: bytes
+    protect: list[str] = field(default_factory=list)  # the protections the job was given (canonical order)
     output: bytes | None = None
     result: dict[str, Any] | None = None
 
@@ -117,10 +119,11 @@ class RealDaemon:
         """Wrap the daemon's image work so that tests see each job's level, input and the bytes it returned."""
         original = handlers.image_work
 
-        def recording(engine: Any, payload: bytes, level: Level, fmt: str) -> Any:
-            rec = Recorded(level.value, bytes(payload))
+        def recording(engine: Any, payload: bytes, level: Level, fmt: str,
+                      protections: frozenset[str] = DEFAULT_PROTECTIONS) -> Any:
+            rec = Recorded(level.value, bytes(payload), format_protections(protections).split(","))
             self.jobs.append(rec)
-            work = original(engine, payload, level, fmt)
+            work = original(engine, payload, level, fmt, protections)
 
             def run(progress: Any) -> Any:
                 out = work(progress)

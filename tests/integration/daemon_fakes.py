@@ -1,7 +1,9 @@
 """Daemon test helpers: a real server on an ephemeral port with tiny fake engines and a real file store.
 
 The fake image engine inverts the pixels; the top-left pixel's red value picks a behaviour, so that every
-job's fate is decided by what its client sent (``BEHAVIOUR_*``).
+job's fate is decided by what its client sent (``BEHAVIOUR_*``). Like the real engine it leaves the pixels
+alone at level off and when neither faces nor emotion is asked for; with emotion it carries one (fake)
+expression receipt.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from PIL import Image
 
 from ally.imaging.io import LoadedImage
 from ally.levels import Level
+from ally.protect.receipt import ExpressionReceipt
+from ally.protections import DEFAULT_PROTECTIONS, EMOTION, FACES
 from ally.server.app import RunningServer, create_app, start_server
 from ally.server.client import DaemonClient
 from ally.server.engines import Engines, LazyEngine
@@ -39,6 +43,8 @@ BEHAVIOUR_FAIL = 1  # the engine raises
 BEHAVIOUR_BLOCK = 2  # the engine runs until cancelled (reporting progress)
 BEHAVIOUR_OOM = 3  # the device engine runs out of memory; the CPU fallback succeeds
 BEHAVIOUR_SLOW = 4  # takes 0.3 s
+BEHAVIOUR_STILL_READS = 5  # with emotion: the (fake) held-out expression reader still reads the expression
+FAKE_READER = "fake-expression-reader"
 
 
 @dataclass
@@ -46,10 +52,17 @@ class FakePhoto:
     rgb: np.ndarray
     faces: list[Any] = field(default_factory=list)
     reports: list[Any] = field(default_factory=list)
+    expression_receipts: list[ExpressionReceipt] = field(default_factory=list)
 
     @property
     def cloaked(self) -> bool:
         return False
+
+
+def fake_expression_receipt(still_reads: bool) -> ExpressionReceipt:
+    """What the fake engine reports per photo when emotion is asked for (a fixed, labelled fake)."""
+    return ExpressionReceipt(FAKE_READER, "JPEG 75 + 1080 px", True, "happy", 0.91,
+                             "happy" if still_reads else "neutral", 0.88 if still_reads else 0.12, not still_reads)
 
 
 class FakeImageEngine:
@@ -62,14 +75,16 @@ class FakeImageEngine:
         self.started = threading.Event()
         self.cancelled = threading.Event()
         self.calls = 0
+        self.protections: list[frozenset[str]] = []  # what each call was asked to protect
         self.behaviours = True  # False: every image is simply inverted (fuzzing)
 
     def warm_up(self) -> None:
         self.warmed = True
 
-    def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None
-                ) -> FakePhoto:
+    def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None, *,
+                protections: frozenset[str] = DEFAULT_PROTECTIONS) -> FakePhoto:
         self.calls += 1
+        self.protections.append(protections)
         self.seen.append(weakref.ref(image))
         behaviour = int(image.rgb[0, 0, 0]) if self.behaviours else 0
         assert progress is not None
@@ -94,7 +109,10 @@ class FakeImageEngine:
                 progress("face 1/1", i / 6)
                 time.sleep(0.05)
         progress("face 1/1", 1.0)
-        return FakePhoto(255 - image.rgb)
+        if level is Level.OFF or not protections & {FACES, EMOTION}:
+            return FakePhoto(image.rgb)
+        receipts = [fake_expression_receipt(behaviour == BEHAVIOUR_STILL_READS)] if EMOTION in protections else []
+        return FakePhoto(255 - image.rgb, expression_receipts=receipts)
 
 
 class FakeTextProtector:

@@ -159,3 +159,64 @@ def test_unknown_level_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFi
         main(["protect", str(tmp_path / "x.jpg"), "--level", "extreme"])
     assert info.value.code == 2
     assert "unknown privacy level" in capsys.readouterr().err
+
+
+def test_metadata_not_selected_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--protect faces``: the photo keeps its EXIF and GPS (here no face: the original file, byte for byte)."""
+    src = tmp_path / "holiday.jpg"
+    _landscape().save(src, "JPEG", quality=92, exif=_gps_exif())
+    assert main(["protect", str(src), "--level", "medium", "--protect", "faces"]) == 0
+    out = capsys.readouterr().out
+    assert "no face found; pixels unchanged, metadata kept (not selected)" in out, out
+    dst = tmp_path / "holiday.ally.jpg"
+    report = metadata_report(dst)
+    assert report["gps"]["GPSLatitude"] == [48.0, 51.0, 24.0] and report["exif"]["Make"] == "PhoneMaker"
+    assert dst.read_bytes() == src.read_bytes()
+
+
+def test_metadata_selected_alone_is_removed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "holiday.jpg"
+    _landscape().save(src, "JPEG", quality=92, exif=_gps_exif())
+    assert main(["protect", str(src), "--protect", "metadata"]) == 0
+    assert "metadata removed" in capsys.readouterr().out
+    assert not metadata_report(tmp_path / "holiday.ally.jpg")["identifying"]
+
+
+def test_protect_from_the_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text('protect = ["faces", "emotion"]\n')
+    src = tmp_path / "holiday.jpg"
+    _landscape().save(src, "JPEG", quality=92, exif=_gps_exif())
+    assert main(["protect", str(src)]) == 0
+    assert "metadata kept (not selected)" in capsys.readouterr().out
+    assert metadata_report(tmp_path / "holiday.ally.jpg")["gps"]
+
+
+def test_bad_protect_in_the_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.toml").write_text('protect = ["faces", "mood"]\n')
+    src = tmp_path / "p.png"
+    _landscape().save(src)
+    assert main(["protect", str(src)]) == 1
+    assert "ally: error: protect: unknown protection 'mood'; choose from: faces, emotion, metadata" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "p.ally.png").exists()
+
+
+def test_bad_protect_argument_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["protect", str(tmp_path / "x.jpg"), "--protect", "faces,mood"])
+    assert info.value.code == 2
+    assert "unknown protection 'mood'; choose from: faces, emotion, metadata" in capsys.readouterr().err
+
+
+def test_faces_and_emotion_not_selected_leave_the_pixels(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                         real_model: Callable[[str], dict]) -> None:
+    """A photo with faces and ``--protect metadata``: found, not cloaked, pixels bit-exact, metadata removed."""
+    src = tmp_path / "group.jpg"
+    src.write_bytes(real_model("faceapi-samples")["sample1.jpg"].read_bytes())
+    assert main(["protect", str(src), "--level", "medium", "--protect", "metadata"]) == 0
+    out = capsys.readouterr().out
+    assert "3 face(s) found, not cloaked (faces and emotion not selected); pixels unchanged, metadata removed" in out
+    with Image.open(src) as a, Image.open(tmp_path / "group.ally.jpg") as b:
+        assert np.array_equal(np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB")))

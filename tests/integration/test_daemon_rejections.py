@@ -204,6 +204,39 @@ async def test_unknown_method(daemon: Daemon) -> None:
     await daemon.healthy()
 
 
+# -- protect.image's ``protect`` (issue 12): refused at the boundary, before any image is read -----------------
+
+
+async def _bad_protect(daemon: Daemon, protect: Any, expected: str) -> None:
+    async with await daemon.connect() as client:
+        with pytest.raises(DaemonError) as info:
+            await client.request("protect.image", {"image": {"bytes": len(PNG)}, "protect": protect})
+        assert info.value.code == ErrorCode.INVALID_MESSAGE
+        assert "params.protect" in str(info.value) and expected in str(info.value), str(info.value)
+    assert daemon.image.calls == 0
+    await daemon.healthy()
+
+
+async def test_protect_unknown_name(daemon: Daemon) -> None:
+    await _bad_protect(daemon, ["faces", "identity"], "'identity' is not one of ['faces', 'emotion', 'metadata']")
+
+
+async def test_protect_empty(daemon: Daemon) -> None:
+    await _bad_protect(daemon, [], "should be non-empty")
+
+
+async def test_protect_named_twice(daemon: Daemon) -> None:
+    await _bad_protect(daemon, ["faces", "faces"], "has non-unique elements")
+
+
+async def test_protect_not_a_list(daemon: Daemon) -> None:
+    await _bad_protect(daemon, "faces,metadata", "is not of type 'array'")
+
+
+async def test_protect_not_names(daemon: Daemon) -> None:
+    await _bad_protect(daemon, [1], "is not one of ['faces', 'emotion', 'metadata']")
+
+
 async def test_version_mismatch(daemon: Daemon) -> None:
     client = await daemon.connect(hello=False)
     with pytest.raises(DaemonError) as info:

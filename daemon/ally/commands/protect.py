@@ -11,9 +11,10 @@ from ally_models.cache import default_cache
 
 from ..engine import Engine, PhotoProtection
 from ..imaging.errors import ImageError, ImageWriteError, WouldOverwriteSourceError
-from ..imaging.io import load_image, save_image, save_scrubbed
+from ..imaging.io import load_image, save_image, save_unchanged
 from ..imaging.metadata import metadata_report
 from ..levels import Level
+from ..protections import DEFAULT_PROTECTIONS, EMOTION, FACES, METADATA
 from .progress import Progress
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -30,36 +31,53 @@ def output_path(src: Path, output_dir: Path | None) -> Path:
     return src.with_name(f"{src.stem}.ally{suffix}")
 
 
-def protect_file(engine: Engine, src: Path, dst: Path, level: Level, *, force: bool = False) -> PhotoProtection:
-    """Protect one photo file into ``dst``. Raises ``ImageError`` (the original is never modified)."""
+def protect_file(engine: Engine, src: Path, dst: Path, level: Level, *, force: bool = False,
+                 protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoProtection:
+    """Protect one photo file into ``dst``. Raises ``ImageError`` (the original is never modified).
+
+    Without ``metadata`` in ``protections`` the output keeps the original's metadata (EXIF and GPS, XMP, ICC)."""
     if dst.resolve() == src.resolve():
         raise WouldOverwriteSourceError("refusing to write over the original", source=src)
     if dst.exists() and not force:
         raise ImageWriteError(f"{dst} exists; use --force to replace it", source=src)
     image = load_image(src)
     with Progress(src.name) as bar:
-        result = engine.protect(image, level, lambda stage, fraction: bar.update(round(fraction * 100), stage))
+        result = engine.protect(image, level, lambda stage, fraction: bar.update(round(fraction * 100), stage),
+                                protections=protections)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    keep = METADATA not in protections
     if result.cloaked:
-        save_image(result.rgb, image, dst, format="PNG" if image.format == "GIF" else None)
+        save_image(result.rgb, image, dst, format="PNG" if image.format == "GIF" else None, keep_metadata=keep)
     else:
-        save_scrubbed(image, dst)  # pixels unchanged: metadata removed in the container, no re-encode
+        save_unchanged(image, dst, keep_metadata=keep)  # pixels unchanged: no re-encode
     return result
 
 
 def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
-    left = metadata_report(dst)
-    scrub = "metadata removed" if not left.get("identifying") else f"metadata LEFT: {left['identifying']}"
+    if METADATA in result.protections:
+        left = metadata_report(dst)
+        scrub = "metadata removed" if not left.get("identifying") else f"metadata LEFT: {left['identifying']}"
+    else:
+        scrub = "metadata kept (not selected)"
     if not result.faces:
         return f"{src} → {dst}: no face found; pixels unchanged, {scrub}"
-    if not result.cloaked:
-        return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked (level off); pixels unchanged, {scrub}"
-    head = f"{src} → {dst}: {len(result.faces)} face(s) cloaked at {result.level.value}; {scrub}"
+    if not result.protections & {FACES, EMOTION}:
+        why = "faces and emotion not selected"
+    elif not result.cloaked:
+        why = "level off"
+    else:
+        why = ""
+    if why:
+        return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked ({why}); pixels unchanged, {scrub}"
+    what = "cloaked" if FACES in result.protections else "protected from expression reading"
+    if result.protections >= {FACES, EMOTION}:
+        what = "cloaked, expressions hidden,"
+    head = f"{src} → {dst}: {len(result.faces)} face(s) {what} at {result.level.value}; {scrub}"
     return "\n".join([head, *receipt_lines(result)])
 
 
 def receipt_lines(result: PhotoProtection) -> list[str]:
-    """The receipt, a line per face, as the user reads it."""
+    """The receipt, a line per face (and, with emotion, a line per face on its expression), as the user reads it."""
     lines = []
     for i, (rc, report) in enumerate(zip(result.receipts, result.reports), 1):
         if not rc.found:
@@ -71,11 +89,23 @@ def receipt_lines(result: PhotoProtection) -> list[str]:
             verdict += f" after {rc.condition} (distance {rc.distance:.2f}; same person at ≤ {rc.threshold:.2f})"
         lines.append(f"  face {i}: {rc.recognizer} (not used to make the cloak) {verdict}; "
                      f"visibility SSIMULACRA2 {report.ssimulacra2:.0f}/100")
+        if EMOTION in result.protections and i <= len(result.expression_receipts):
+            lines.append(f"  face {i}: {result.expression_receipts[i - 1].line()}")
+    if EMOTION in result.protections:  # faces without a face receipt (faces not selected)
+        for i, er in enumerate(result.expression_receipts[len(result.receipts):], len(result.receipts) + 1):
+            lines.append(f"  face {i}: {er.line()}")
     if result.still_matched:
-        harder = {Level.LOW: "medium", Level.MEDIUM: "high"}.get(result.level)
-        hint = f" — protect harder with --level {harder}" if harder else " — this is the strongest level"
-        lines.append(f"  {result.still_matched} of {len(result.receipts)} face(s) still recognisable{hint}")
+        lines.append(f"  {result.still_matched} of {len(result.receipts)} face(s) still recognisable"
+                     f"{_harder(result.level)}")
+    if result.still_read:
+        lines.append(f"  {result.still_read} of {len(result.expression_receipts)} face(s) still show their expression "
+                     f"to a reader that was not used{_harder(result.level)}")
     return lines
+
+
+def _harder(level: Level) -> str:
+    harder = {Level.LOW: "medium", Level.MEDIUM: "high"}.get(level)
+    return f" — protect harder with --level {harder}" if harder else " — this is the strongest level"
 
 
 def run_protect(args: argparse.Namespace) -> int:
@@ -88,7 +118,7 @@ def run_protect(args: argparse.Namespace) -> int:
     for src in args.photos:
         dst = output_path(src, args.output_dir)
         try:
-            result = protect_file(engine, src, dst, level, force=args.force)
+            result = protect_file(engine, src, dst, level, force=args.force, protections=config.protect)
         except ImageError as e:
             failed += 1
             print(f"error: {e} [{e.code}] (original untouched)", file=sys.stderr)
@@ -109,6 +139,6 @@ def run_demo(args: argparse.Namespace) -> int:
     engine.warm_up()
     sample = cache.files("faceapi-samples", pull=True)["sample1.jpg"]
     dst = args.output_dir / f"{sample.stem}.ally{sample.suffix}"  # the name `ally protect` would give it
-    result = protect_file(engine, sample, dst, args.level, force=True)
+    result = protect_file(engine, sample, dst, args.level, force=True, protections=config.protect)
     print(_describe(sample, dst, result))
     return EXIT_OK

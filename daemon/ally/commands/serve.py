@@ -62,7 +62,8 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         store = default_store()
         engines = build_engines(config)
-        settings = DaemonSettings(level=config.level, extension_ids=config.extension_ids, on_change=_persist)
+        settings = DaemonSettings(level=config.level, extension_ids=config.extension_ids, protect=config.protect,
+                                  on_change=_persist)
         app = create_app(engines, store, settings=settings)
         return asyncio.run(_serve(app, port, engines, store.describe()))
     except StoreError as e:

@@ -2,7 +2,11 @@
 
 ``load_image`` turns any supported still photo into upright 8-bit RGB (+ alpha)
 and remembers what is needed to write it back in kind; ``save_image`` writes
-pixels in the source's format with no metadata except the ICC profile.
+pixels in the source's format with no metadata except the ICC profile, or,
+with ``keep_metadata`` (the user did not choose metadata removal), with the
+source's EXIF (GPS included), XMP, comment and PNG text carried over where
+Pillow can write them. ``unchanged_bytes`` is the one place that decides what
+a photo whose pixels did not change becomes: scrubbed, or the original file.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ __all__ = [
     "Source",
     "encode_image",
     "scrubbed_bytes",
+    "save_unchanged",
+    "unchanged_bytes",
     "estimate_jpeg_quality",
     "image_size",
     "load_image",
@@ -80,6 +86,12 @@ _SUBSAMPLING_CODES = {v: k for k, v in _SUBSAMPLING_NAMES.items()}
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
 _ORIENTATION_TAG = 0x0112
+# TIFF tags that describe the pixel layout, not the photo or its author (a TIFF's EXIF IFD0 is its own IFD).
+TIFF_LAYOUT_TAGS = frozenset({
+    254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 280, 281,
+    282, 283, 284, 290, 291, 296, 317, 318, 319, 320, 322, 323, 324, 325, 338,
+    339, 340, 341, 529, 530, 531, 532, 34675,
+})  # fmt: skip
 _MIME_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "TIFF": "image/tiff", "BMP": "image/bmp"}
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview
@@ -408,8 +420,9 @@ def save_image(
     quality: int | None = None,
     format: str | None = None,
     overwrite_source: bool = False,
+    keep_metadata: bool = False,
 ) -> None:
-    """Write ``rgb`` the way ``like`` was stored, without identifying metadata.
+    """Write ``rgb`` the way ``like`` was stored, without identifying metadata (unless ``keep_metadata``).
 
     Same format (unless ``format`` is given), same upright pixel size, alpha
     re-attached, grey saved as grey; only the ICC profile is kept (no EXIF,
@@ -418,8 +431,9 @@ def save_image(
     ``quality``, default its own estimated quality (at least
     :data:`MIN_JPEG_QUALITY`), and with its own chroma subsampling; other
     sources as JPEG at :data:`DEFAULT_JPEG_QUALITY`, 4:4:4. Pixels that did not
-    change are better written with :func:`save_scrubbed` (no re-encode). A path is written atomically and never
-    replaces ``like``'s own file unless ``overwrite_source`` is True.
+    change are better written with :func:`save_unchanged` (no re-encode). A path is written atomically and never
+    replaces ``like``'s own file unless ``overwrite_source`` is True. ``keep_metadata``: the source's own
+    metadata is written too (:func:`_kept_metadata`; its EXIF orientation is reset, the pixels being upright).
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.shape != (like.height, like.width, 3):
@@ -432,6 +446,8 @@ def save_image(
         raise UnsupportedFormatError(f"cannot write {fmt}{reason}; save as PNG or JPEG instead")
     image = _compose(rgb, like, fmt)
     params = _save_params(like, fmt, quality)
+    if keep_metadata:
+        params.update(_kept_metadata(like, fmt))
 
     def write(fp: BinaryIO) -> None:
         image.save(fp, format=fmt, **params)
@@ -448,14 +464,41 @@ def save_image(
 
 
 def encode_image(
-    rgb: np.ndarray, like: LoadedImage, *, quality: int | None = None, format: str | None = None
+    rgb: np.ndarray, like: LoadedImage, *, quality: int | None = None, format: str | None = None,
+    keep_metadata: bool = False,
 ) -> tuple[bytes, str]:
     """``save_image`` into memory: (encoded bytes, MIME type). Same formats, parameters and errors."""
     fmt = (format or like.format).upper()
     fmt = "JPEG" if fmt == "JPG" else fmt
     buffer = io.BytesIO()
-    save_image(rgb, like, buffer, quality=quality, format=fmt)
+    save_image(rgb, like, buffer, quality=quality, format=fmt, keep_metadata=keep_metadata)
     return buffer.getvalue(), _MIME_TYPES[fmt]
+
+
+def unchanged_bytes(like: LoadedImage, *, keep_metadata: bool) -> tuple[bytes, str]:
+    """What a photo whose pixels were not changed becomes: (bytes, MIME type).
+
+    Without ``keep_metadata``: :func:`scrubbed_bytes`. With it: the original file as read, byte for byte (a GIF,
+    which is not written, becomes a PNG carrying what of its metadata Pillow can write).
+    """
+    if not keep_metadata:
+        return scrubbed_bytes(like)
+    if like.source_bytes is not None and like.format in _WRITE_FORMATS:
+        return like.source_bytes, _MIME_TYPES[like.format]
+    fmt = like.format if like.format in _WRITE_FORMATS else "PNG"
+    return encode_image(like.rgb, like, format=fmt, keep_metadata=True)
+
+
+def save_unchanged(like: LoadedImage, destination: str | os.PathLike[str], *, keep_metadata: bool,
+                   overwrite_source: bool = False) -> str:
+    """Write :func:`unchanged_bytes` to a path, atomically; returns the format written ("JPEG", "PNG", ...)."""
+    data, mime = unchanged_bytes(like, keep_metadata=keep_metadata)
+    path = Path(destination)
+    if not overwrite_source and like.source_path is not None and _same_file(path, like.source_path):
+        raise WouldOverwriteSourceError("refusing to overwrite the original photo; choose another output path",
+                                        source=path)
+    _atomic_write(path, lambda fp: fp.write(data))
+    return next(f for f, m in _MIME_TYPES.items() if m == mime)
 
 
 def scrubbed_bytes(like: LoadedImage) -> tuple[bytes, str]:
@@ -486,13 +529,7 @@ def scrubbed_bytes(like: LoadedImage) -> tuple[bytes, str]:
 
 def save_scrubbed(like: LoadedImage, destination: str | os.PathLike[str], *, overwrite_source: bool = False) -> str:
     """Write :func:`scrubbed_bytes` to a path, atomically; returns the format written ("JPEG", "PNG", ...)."""
-    data, mime = scrubbed_bytes(like)
-    path = Path(destination)
-    if not overwrite_source and like.source_path is not None and _same_file(path, like.source_path):
-        raise WouldOverwriteSourceError("refusing to overwrite the original photo; choose another output path",
-                                        source=path)
-    _atomic_write(path, lambda fp: fp.write(data))
-    return next(f for f, m in _MIME_TYPES.items() if m == mime)
+    return save_unchanged(like, destination, keep_metadata=False, overwrite_source=overwrite_source)
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -532,6 +569,60 @@ def _save_params(like: LoadedImage, fmt: str, quality: int | None) -> dict[str, 
         params["exact"] = True  # keep RGB under fully transparent pixels
     elif fmt == "TIFF":
         params["compression"] = "tiff_lzw"
+    return params
+
+
+_PNG_XMP_KEY = "XML:com.adobe.xmp"
+_XMP_TIFF_TAG = 700
+
+
+def _kept_metadata(like: LoadedImage, fmt: str) -> dict[str, object]:
+    """Save parameters that carry the source's own metadata into ``fmt``: EXIF (GPS included; no Orientation, the
+    pixels being upright already), XMP, the JPEG comment and PNG text chunks; the ICC profile is kept by
+    :func:`_save_params` anyway. What Pillow cannot write (IPTC, maker segments; anything in a BMP) is dropped."""
+    if like.source_bytes is None:
+        return {}
+    params: dict[str, object] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with Image.open(io.BytesIO(like.source_bytes)) as source:
+            exif = source.getexif()
+            info = dict(source.info)
+    if fmt == "BMP":
+        return params
+    for tag in TIFF_LAYOUT_TAGS & set(exif):  # Orientation too: the pixels are upright already
+        del exif[tag]
+    xmp = info.get("xmp") or info.get(_PNG_XMP_KEY)
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    if fmt == "TIFF" and xmp:
+        exif[_XMP_TIFF_TAG] = xmp  # a TIFF holds XMP as a tag of its IFD (which is its EXIF IFD0)
+    if len(exif):
+        exif.get_ifd(0x8825)  # load the GPS and Exif IFDs so that tobytes() writes them
+        exif.get_ifd(0x8769)
+        params["exif"] = exif.tobytes()
+    if fmt == "JPEG":
+        if xmp:
+            params["xmp"] = xmp
+        if info.get("comment"):
+            params["comment"] = info["comment"]
+    elif fmt == "WEBP":
+        if xmp:
+            params["xmp"] = xmp
+    elif fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        text = PngInfo()
+        for key, value in info.items():
+            if isinstance(value, str) and key not in ("xmp", _PNG_XMP_KEY) and like.format == "PNG":
+                text.add_text(key, value)
+        if xmp:
+            text.add_itxt(_PNG_XMP_KEY, xmp.decode("utf-8", "replace"))
+        if text.chunks:
+            params["pnginfo"] = text
+    elif fmt == "TIFF":
+        if "exif" in params:
+            params["compression"] = "raw"  # libtiff's compressed writer refuses the EXIF/GPS IFD pointers
     return params
 
 

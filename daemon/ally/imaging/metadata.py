@@ -17,7 +17,7 @@ from typing import Any
 from PIL import ExifTags, Image, TiffImagePlugin, UnidentifiedImageError
 
 from ally.imaging.errors import CorruptImageError, ImageError, ImageTooLargeError, NotAnImageError
-from ally.imaging.io import Source, read_source
+from ally.imaging.io import TIFF_LAYOUT_TAGS, Source, read_source
 
 __all__ = ["IDENTIFYING_KEYS", "metadata_report"]
 
@@ -31,12 +31,7 @@ _XMP_TIFF_TAG = 700
 _IPTC_TIFF_TAG = 33723
 _PHOTOSHOP_TIFF_TAG = 34377
 _ICC_TIFF_TAG = 34675
-# TIFF tags that describe the pixel layout, not the photo or its author.
-_TIFF_STRUCTURAL = {
-    254, 255, 256, 257, 258, 259, 262, 266, 273, 274, 277, 278, 279, 280, 281,
-    282, 283, 284, 290, 291, 296, 317, 318, 319, 320, 322, 323, 324, 325, 338,
-    339, 340, 341, 529, 530, 531, 532, _ICC_TIFF_TAG,
-}  # fmt: skip
+_TIFF_STRUCTURAL = TIFF_LAYOUT_TAGS | {_ICC_TIFF_TAG}
 # Cap on decompressed PNG text we render: a zTXt chunk can be a zip bomb.
 _MAX_TEXT = 1 << 20
 _XMP_JPEG_IDS = (b"http://ns.adobe.com/xap/1.0/\x00", b"http://ns.adobe.com/xmp/extension/\x00")

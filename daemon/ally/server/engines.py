@@ -19,8 +19,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..imaging.errors import ImageError
-from ..imaging.io import LoadedImage, encode_image, load_image, scrubbed_bytes
+from ..imaging.io import LoadedImage, encode_image, load_image, unchanged_bytes
 from ..levels import Level
+from ..protections import DEFAULT_PROTECTIONS, METADATA, PROTECTIONS, format_protections
 from .errors import ErrorCode, ProtocolError
 from .jobs import JobOutput, Progress
 
@@ -49,7 +50,8 @@ class ImageEngine(Protocol):
     device: Any  # torch.device or a device name
 
     def warm_up(self) -> None: ...
-    def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None) -> PhotoResult: ...
+    def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
+                protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoResult: ...
 
 
 class TextResult(Protocol):
@@ -145,7 +147,8 @@ class Engines:
 
         image: dict[str, Any] = unavailable("no image engine") if self.image is None else {
             "available": self.state != "failed", "device": device_name(self.image),
-            "levels": [level.value for level in Level], "formats": ["same", *_OUTPUT_FORMATS]}
+            "levels": [level.value for level in Level], "formats": ["same", *_OUTPUT_FORMATS],
+            "protections": list(PROTECTIONS)}
         if self.image is not None and self.state == "failed":
             image["reason"] = f"the models could not be loaded: {self.error}"
         text: dict[str, Any] = unavailable(self.text_unavailable_reason) if self.text is None else {
@@ -190,22 +193,27 @@ def output_format(requested: str, source_format: str) -> str | None:
 
 
 def image_work(
-    engine: Callable[[], ImageEngine], payload: bytes, level: Level, fmt: str
+    engine: Callable[[], ImageEngine], payload: bytes, level: Level, fmt: str,
+    protections: frozenset[str] = DEFAULT_PROTECTIONS,
 ) -> Callable[[Progress], JobOutput]:
-    """Decode ``payload``, protect it with ``engine()``, encode it; the result for ``protect.image``."""
+    """Decode ``payload``, protect it with ``engine()``, encode it; the result for ``protect.image``.
+
+    Without ``metadata`` in ``protections`` the photo keeps its metadata (the original file itself when its pixels
+    did not change), as ``ally protect`` does."""
+    keep = METADATA not in protections
 
     def work(progress: Progress) -> JobOutput:
         started = time.monotonic()
         protector = engine()
         try:
             image = load_image(payload)
-            result = protector.protect(image, level, progress)
+            result = protector.protect(image, level, progress, protections=protections)
             out_format = output_format(fmt, image.format)
             unchanged = result.rgb is image.rgb or np.array_equal(result.rgb, image.rgb)
             if unchanged and out_format in (None, image.format):
-                data, mime = scrubbed_bytes(image)  # pixels unchanged: scrub the container, no re-encode
+                data, mime = unchanged_bytes(image, keep_metadata=keep)  # no re-encode
             else:
-                data, mime = encode_image(result.rgb, image, format=out_format)
+                data, mime = encode_image(result.rgb, image, format=out_format, keep_metadata=keep)
         except ImageError as e:
             raise ProtocolError.from_image_error(e) from None
         similarity = [max(r.similarity.values()) for r in result.reports if getattr(r, "similarity", None)]
@@ -213,7 +221,10 @@ def image_work(
             {"image": {"bytes": len(data), "type": mime, "width": image.width, "height": image.height},
              "level": level.value, "faces": len(result.faces), "cloaked": bool(result.cloaked),
              "similarity": [round(float(s), 4) for s in similarity],
-             "receipt": [r.as_dict() for r in getattr(result, "receipts", [])], "device": device_name(protector),
+             "receipt": [r.as_dict() for r in getattr(result, "receipts", [])],
+             "protect": format_protections(protections).split(","),
+             "expression_receipt": [r.as_dict() for r in getattr(result, "expression_receipts", [])],
+             "device": device_name(protector),
              "elapsed_ms": round((time.monotonic() - started) * 1000)},
             data,
         )

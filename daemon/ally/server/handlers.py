@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..levels import Level
+from ..protections import parse_protections
 from .engines import device_name, image_work, text_work
 from .errors import ErrorCode, ProtocolError
 from .jobs import IMAGE, LONG_TEXT, TEXT, Job
@@ -46,6 +47,12 @@ def handle_hello(session: Session, request: Request) -> dict[str, Any] | None:
 def _level(session: Session, params: dict[str, Any]) -> Level:
     value = params.get("level")
     return Level(value) if value is not None else session.app[SETTINGS].level
+
+
+def _protections(session: Session, params: dict[str, Any]) -> frozenset[str]:
+    """The request's ``protect`` (the schema checked its names and uniqueness), else the daemon's default."""
+    value = params.get("protect")
+    return parse_protections(value) if value is not None else session.app[SETTINGS].protect
 
 
 def _admit(session: Session) -> None:
@@ -86,12 +93,13 @@ async def start_image_job(session: Session, upload: Upload, payload: memoryview)
     if session.requests.get(request.id) is not upload:  # cancelled (answered) while it was checked
         return
     level, fmt = _level(session, request.params), request.params.get("format", "same")
+    protections = _protections(session, request.params)
     engines.check("image")
     image = engines.image
     assert image is not None  # engines.check("image")
     fallback = engines.cpu_fallback
-    job = Job(request.id, image_work(lambda: image, data, level, fmt),
-              fallback=image_work(fallback.get, data, level, fmt) if fallback is not None else None,
+    job = Job(request.id, image_work(lambda: image, data, level, fmt, protections),
+              fallback=image_work(fallback.get, data, level, fmt, protections) if fallback is not None else None,
               size=len(data), on_progress=session.on_progress,
               progress_interval_s=limits.progress_interval_s)
     session.jobs.submit(job, device_name(image), IMAGE)

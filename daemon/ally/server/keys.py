@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..levels import Level
+from ..protections import DEFAULT_PROTECTIONS
 from .engines import Engines
 from .imagecheck import HeaderChecks
 from .jobs import JobManager
@@ -26,6 +27,7 @@ class DaemonSettings:
 
     level: Level = Level.MEDIUM
     extension_ids: tuple[str, ...] = ()  # when set, only these extensions may pair or connect
+    protect: frozenset[str] = DEFAULT_PROTECTIONS  # a protect.image request without ``protect`` gets these
     on_change: Callable[[DaemonSettings], None] | None = None  # persists a change (the config file)
     started: float = field(default_factory=time.monotonic)
 

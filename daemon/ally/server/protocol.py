@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from ..levels import Level
+from ..protections import PROTECTIONS
 from .errors import ERRORS, ErrorCode, ProtocolError
 from .limits import MAX_ID_CHARS, MAX_JSON_DEPTH
 
@@ -105,6 +106,18 @@ _RECEIPT = _obj(
     ("recognizer", "condition", "found", "matched", "distance", "threshold", "ssimulacra2"),
 )
 
+# What a photo gets (issue 12): faces (the cloak), emotion (expression hidden too), metadata (removed).
+_PROTECT = {"type": "array", "items": {"enum": list(PROTECTIONS)}, "minItems": 1, "uniqueItems": True}
+_CONFIDENCE = {"type": "number", "minimum": 0, "maximum": 1}
+# Per face, with emotion: does an expression reader outside the ensemble still read the face's expression?
+_EXPRESSION_RECEIPT = _obj(
+    {"reader": {"type": "string", "maxLength": 100}, "condition": {"type": "string", "maxLength": 100},
+     "found": {"type": "boolean"}, "clean": {"type": "string", "maxLength": 100}, "clean_confidence": _CONFIDENCE,
+     "after": {"type": ["string", "null"], "maxLength": 100},
+     "after_confidence": {"anyOf": [_CONFIDENCE, {"type": "null"}]}, "changed": {"type": "boolean"}},
+    ("reader", "condition", "found", "clean", "clean_confidence", "after", "after_confidence", "changed"),
+)
+
 METHODS: dict[str, Method] = {
     "hello": Method(
         params=_obj({"protocol": {"type": "integer", "minimum": 1},
@@ -132,6 +145,7 @@ METHODS: dict[str, Method] = {
                               ("bytes",)),
                 "level": _LEVEL,
                 "format": {"enum": _IMAGE_FORMATS},
+                "protect": _PROTECT,
             },
             ("image",),
         ),
@@ -146,10 +160,13 @@ METHODS: dict[str, Method] = {
                 "cloaked": {"type": "boolean"},
                 "similarity": {"type": "array", "items": {"type": "number"}},
                 "receipt": {"type": "array", "items": _RECEIPT},
+                "protect": _PROTECT,
+                "expression_receipt": {"type": "array", "items": _EXPRESSION_RECEIPT},
                 "device": {"type": "string"},
                 "elapsed_ms": _COUNT,
             },
-            ("image", "level", "faces", "cloaked", "similarity", "device", "elapsed_ms"),
+            ("image", "level", "faces", "cloaked", "similarity", "protect", "expression_receipt", "device",
+             "elapsed_ms"),
         ),
         sessions=_WORK,
         binary_in=True,
