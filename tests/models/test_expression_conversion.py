@@ -15,12 +15,14 @@ import pytest
 import torch
 from ally_models.expressions import (
     EXPRESSIONS,
+    FER_INPUT_SIZE,
     FER_LABELS,
     FER_TO_EXPRESSIONS,
     LOADERS,
     ExpressionReader,
     FaceApiExpressionNet,
     load_expression_reader,
+    load_fer_minixception,
     tf_same_pads,
 )
 
@@ -80,6 +82,76 @@ def test_reader_checks_shape_and_is_frozen() -> None:
 def test_unknown_reader_is_named() -> None:
     with pytest.raises(KeyError, match="faceapi-expression"):
         load_expression_reader("nope", {})
+
+
+def _layer(name: str, kind: str, inbound: list[str], **config: object) -> dict:
+    return {"name": name, "class_name": kind, "config": {"name": name, **config},
+            "inbound_nodes": [[[i, 0, 0, {}] for i in inbound]] if inbound else []}
+
+
+def _write_keras_h5(path: Path, layers: list[dict], weights: dict[str, list[np.ndarray]]) -> None:
+    """A legacy (Keras 2) h5 file as fer's: ``model_config`` plus ``model_weights/<layer>/<layer>/<w>:0``."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps({"class_name": "Model", "config": {"layers": layers}}).encode()
+        group = f.create_group("model_weights")
+        group.attrs["layer_names"] = [layer["name"].encode() for layer in layers]
+        for layer in layers:
+            g = group.create_group(layer["name"])
+            names = [f"{layer['name']}/w{i}:0" for i in range(len(weights.get(layer["name"], [])))]
+            g.attrs["weight_names"] = [n.encode() for n in names]
+            for n, value in zip(names, weights.get(layer["name"], []), strict=True):
+                g.create_dataset(n, data=value)
+
+
+def test_keras_h5_port_on_a_tiny_model(tmp_path: Path) -> None:
+    """Input -> 3x3 'valid' conv with bias -> batch norm -> ReLU -> 3x3/2 'same' max pool -> mean -> softmax."""
+    rng = np.random.default_rng(3)
+    kernel, bias = rng.standard_normal((3, 3, 1, 7)).astype(np.float32), rng.standard_normal(7).astype(np.float32)
+    gamma, beta = rng.uniform(0.5, 2, 7).astype(np.float32), rng.standard_normal(7).astype(np.float32)
+    mean, var = rng.standard_normal(7).astype(np.float32), rng.uniform(0.5, 2, 7).astype(np.float32)
+    layers = [
+        _layer("input_1", "InputLayer", [], batch_input_shape=[None, FER_INPUT_SIZE, FER_INPUT_SIZE, 1]),
+        _layer("conv", "Conv2D", ["input_1"], filters=7, kernel_size=[3, 3], strides=[1, 1], padding="valid",
+               use_bias=True, activation="linear"),
+        _layer("bn", "BatchNormalization", ["conv"], epsilon=1e-3),
+        _layer("relu", "Activation", ["bn"], activation="relu"),
+        _layer("pool", "MaxPooling2D", ["relu"], pool_size=[3, 3], strides=[2, 2], padding="same"),
+        _layer("gap", "GlobalAveragePooling2D", ["pool"]),
+        _layer("predictions", "Activation", ["gap"], activation="softmax"),
+    ]
+    path = tmp_path / "tiny.hdf5"
+    _write_keras_h5(path, layers, {"conv": [kernel, bias], "bn": [gamma, beta, mean, var]})
+    reader = load_fer_minixception(path)
+    grey = rng.uniform(0, 1, (2, FER_INPUT_SIZE, FER_INPUT_SIZE)).astype(np.float32)
+    with torch.no_grad():
+        logits = reader(torch.from_numpy(grey)[:, None].repeat(1, 3, 1, 1)).numpy()
+
+    x = (grey - 0.5) * 2  # fer's scaling; R = G = B so the grey conversion is exact
+    conv = np.zeros((2, 62, 62, 7))
+    for i in range(3):
+        for j in range(3):
+            conv += x[:, i : i + 62, j : j + 62, None] * kernel[i, j, 0]
+    act = np.maximum(gamma * (conv + bias - mean) / np.sqrt(var + 1e-3) + beta, 0)
+    padded = np.pad(act, ((0, 0), (0, 1), (0, 1), (0, 0)), constant_values=-np.inf)  # 62 -> 31: pad after only
+    pooled = np.stack([np.stack([padded[:, 2 * r : 2 * r + 3, 2 * c : 2 * c + 3].max(axis=(1, 2))
+                                 for c in range(31)], 1) for r in range(31)], 1)
+    expected = pooled.mean(axis=(1, 2))[:, list(FER_TO_EXPRESSIONS)]
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_keras_port_refuses_unknown_layers(tmp_path: Path) -> None:
+    layers = [
+        _layer("input_1", "InputLayer", [], batch_input_shape=[None, FER_INPUT_SIZE, FER_INPUT_SIZE, 1]),
+        _layer("flat", "Flatten", ["input_1"]),
+        _layer("predictions", "Activation", ["flat"], activation="softmax"),
+    ]
+    _write_keras_h5(tmp_path / "m.hdf5", layers, {})
+    with pytest.raises(NotImplementedError, match="flat: Flatten"):
+        load_fer_minixception(tmp_path / "m.hdf5")
 
 
 # ----------------------------------------------------------------------------- real models
