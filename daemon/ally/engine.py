@@ -123,7 +123,7 @@ class Engine:
             cloak = FaceCloak(
                 self.surrogates if identity else [], self.levels[level], decoys=self.decoys, device=self.device,
                 readers=self.expression_readers if emotion else (), identity=identity,
-                expression=getattr(self.config, "expression_target", "away") if emotion else None,
+                expression=self.config.expression_target if emotion else None,
             )
 
             def on_step(_face: int, count: int, step: int, steps: int) -> None:

@@ -27,7 +27,7 @@ HELD_OUT_READER = "faceapi-expression"  # the receipt's and the eval's reader; n
 
 # Border around the squared detector box, as a fraction of its side, on each side: fer adds 10 px around
 # OpenCV/MTCNN boxes of ~100 px faces; face-api's SSD boxes run wider than MTCNN's brow-to-chin box.
-CROP_MARGIN: dict[str, float] = {"fer-minixception": 0.1, "faceapi-expression": 0.1}
+CROP_MARGIN: dict[str, float] = {"fer-minixception": 0.1, "human-emotion": 0.1, "faceapi-expression": 0.1}
 SUPERSAMPLE = 2  # crops are sampled at this multiple of the reader's input, then area-averaged (no aliasing)
 
 

