@@ -78,7 +78,7 @@ class BoxReader:
         if not boxes:
             return np.zeros((0, len(EXPRESSIONS)), dtype=np.float32)
         device = next(iter(self.reader.buffers()), torch.zeros(())).device
-        image = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float() / 255
+        image = torch.from_numpy(np.array(rgb, dtype=np.uint8)).to(device).permute(2, 0, 1)[None].float() / 255
         b = torch.tensor(np.asarray(boxes, dtype=np.float32), device=device)
         return torch.softmax(self.logits(image, b), dim=-1).cpu().numpy()
 

@@ -62,6 +62,7 @@ class Tally:
     face_ssimulacra2: list[float] = field(default_factory=list)
     photo_ssimulacra2: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    strengths: list[float] = field(default_factory=list)  # share of the searched change kept by the visibility floor
     clean_labels: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, object]:
@@ -77,7 +78,7 @@ class Tally:
             "identity_match_rate": round(self.identity_matched / self.identity_checked, 4) if self.identity_checked else None,
             "face_ssimulacra2": mean(self.face_ssimulacra2), "face_ssimulacra2_min": round(min(self.face_ssimulacra2), 2) if self.face_ssimulacra2 else None,
             "photo_ssimulacra2": mean(self.photo_ssimulacra2),
-            "seconds": mean(self.seconds), "clean_labels": dict(sorted(self.clean_labels.items())),
+            "seconds": mean(self.seconds), "strength": mean(self.strengths), "clean_labels": dict(sorted(self.clean_labels.items())),
         }
 
 
@@ -131,6 +132,7 @@ def evaluate(engine: Engine, photos: list[tuple[str, Path]], levels: list[Level]
                     rep = result.reports[i] if i < len(result.reports) else None
                     if rep is not None:
                         t.face_ssimulacra2.append(rep.ssimulacra2)
+                        t.strengths.append(rep.strength)
                     rec = {"level": level.value, "variant": variant, "photo": photo_id, "face": i, **rc.as_dict()}
                     if rc.clean != "unknown":
                         t.faces += 1
