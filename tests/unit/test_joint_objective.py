@@ -75,7 +75,7 @@ def test_terms_weigh_their_parts_and_skip_a_zero_weight():
         Terms({"a": (0.0, boom)})
 
 
-def test_expression_away_lowers_as_the_clean_classes_lose_probability_and_stops_at_kappa():
+def test_expression_away_lowers_the_clean_class_odds_and_stops_at_kappa():
     clean = torch.softmax(torch.tensor([[4.0, 1.0, 0, 0, 0, 0, 0]]), -1)
     away = ExpressionAway([clean], kappa=6.0)
     same, moved, far = (torch.tensor([[4.0, 1, 0, 0, 0, 0, 0]]), torch.tensor([[0.0, 1, 4, 0, 0, 0, 0]]),
@@ -85,6 +85,12 @@ def test_expression_away_lowers_as_the_clean_classes_lose_probability_and_stops_
     to_neutral = ExpressionAway([clean], target=0)
     assert float(to_neutral([same])) < float(to_neutral([moved]))  # class 0 is the target here
     assert int(away.clean_labels()[0]) == 0
+
+
+def test_expression_away_still_has_a_gradient_on_a_saturated_reading():
+    z = torch.tensor([[30.0, 0, 0, 0, 0, 0, 0]], requires_grad=True)  # p(clean) = 1 - 1e-12
+    ExpressionAway([torch.softmax(z.detach(), -1)])([z]).backward()
+    assert float(z.grad[0, 0]) == pytest.approx(1.0, abs=1e-3)  # log p would give ~1e-12 here
 
 
 # -- searches that start from a previous result, and chains -------------------------------------------------

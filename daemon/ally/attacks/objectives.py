@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 View = TypeVar("View")
@@ -63,11 +62,11 @@ class ExpressionAway:
     """Push each face's expression, as emotion recognizers read it, away from its clean reading.
 
     ``clean[k]`` holds surrogate reader k's clean probabilities [F,C]. Untargeted (``target`` None): the loss is
-    the clean distribution's log-likelihood under the perturbed reading, Σ_c p₀(c) log p(c), so every class the
-    reader found likely on the clean face loses mass (not only its top one: a reader outside the ensemble may
-    rank the runner-up first). Targeted: the negative log-probability of ``target`` (e.g. "neutral": the face
-    reads as expressionless). Each face's term stops pushing below ``-kappa`` (clean classes at ~e^-kappa), so
-    the budget left goes to the other terms. Readers and faces count equally.
+    the log-odds of each reader's clean top class, ``z_y − logsumexp_{j≠y} z_j``, to lower; targeted: minus the
+    log-odds of ``target`` (e.g. "neutral": the face reads as expressionless). Log-odds, not log-probabilities:
+    a confident reading (p ≈ 1, the common case for a smile) leaves ``log p`` with no gradient (1 − p ≈ 0), so
+    a search on it would not start. Each face's term stops pushing below ``-kappa``, so the budget left goes to
+    the other terms. Readers and faces count equally.
     """
 
     clean: Sequence[Tensor]
@@ -79,17 +78,23 @@ class ExpressionAway:
             raise ValueError("one logit batch per surrogate reader is required")
         terms = []
         for z, p0 in zip(logits, self.clean):
-            logp = F.log_softmax(z, dim=-1)  # [F,C]
             if self.target is None:
-                term = (p0 * logp).sum(-1)
+                term = log_odds(z, p0.argmax(-1))
             else:
-                term = -logp[:, self.target]
+                term = -log_odds(z, torch.full((z.shape[0],), self.target, device=z.device))
             terms.append(term.clamp_min(-self.kappa))
         return torch.stack(terms).mean()
 
     def clean_labels(self) -> Tensor:
         """The readers' joint clean top class per face: [F]."""
         return torch.stack(list(self.clean)).mean(0).argmax(-1)
+
+
+def log_odds(logits: Tensor, label: Tensor) -> Tensor:
+    """[F]: log(p_label / (1 − p_label)) from logits [F,C] — ``z_label − logsumexp`` of the other classes."""
+    own = logits.gather(1, label[:, None])[:, 0]
+    others = logits.scatter(1, label[:, None], float("-inf"))
+    return own - torch.logsumexp(others, dim=1)
 
 
 @dataclass(frozen=True)
