@@ -74,10 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces: level tables on the same photos: current, v1 (the levels before issue 9), fawkes")
     e.add_argument("--split", choices=["tune", "report", "all"], default="all",
                    help="faces: which half of the people (tune on one, report on the other)")
-    e.add_argument("--quick", action="store_true", help="faces, emotion: a small fixed subset (3 photos), for development")
-    e.add_argument("--variants", default="cloak,joint,chained",
-                   help="emotion: cloak (faces alone), joint (faces + emotion, one search), chained (the cloak, then a "
-                        "second stage from it), emotion-only")
+    e.add_argument("--quick", action="store_true",
+                   help="faces, emotion: a small fixed subset (3 photos), for development")
+    e.add_argument("--variants", default="cloak,joint,joint-longer,chained",
+                   help="emotion: cloak (faces alone), joint (faces + emotion, one search), joint-longer (10 more "
+                        "steps), chained (the cloak, then a 10-step second stage from it: the cost of "
+                        "joint-longer), emotion-only")
     e.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
 
     s = sub.add_parser("serve", help="run the local daemon for the browser extension (127.0.0.1 only)")

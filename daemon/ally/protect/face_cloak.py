@@ -64,6 +64,7 @@ ALIGN_ZOOM = 0.12
 BOX_SHIFT = 0.05
 BOX_ZOOM = 0.12
 EXPRESSION_GOALS = ("away", "neutral")
+CHAIN_STEP_FRACTION = 0.25  # the chained schedule's second stage: its step size, as a share of the level's
 
 FaceProgress = Callable[[int, int, int, int], None]  # (0, faces, step, steps): all faces step together
 
@@ -331,8 +332,12 @@ class FaceCloak:
         search_generator = torch.Generator().manual_seed(self.seed)
         extra = s.expression_steps if self.expression else 0
         if self.expression and self.identity and s.expression_schedule == "chained" and extra:
-            search: Attack = Chain([(self._searcher(s.steps, search_generator), loss_of(terms.only("identity"))),
-                                    (self._searcher(extra, search_generator), None)])
+            # The second stage refines the cloak's result: it starts at the step size where the first ended,
+            # so that it does not undo the identity change with large early steps.
+            search: Attack = Chain([
+                (self._searcher(s.steps, search_generator), loss_of(terms.only("identity"))),
+                (self._searcher(extra, search_generator, s.step_size * CHAIN_STEP_FRACTION), None),
+            ])
         elif s.expression_schedule in ("joint", "chained"):
             search = self._searcher(s.steps + extra, search_generator)
         else:
@@ -341,12 +346,13 @@ class FaceCloak:
         delta = search(Problem(x0, loss_of(terms), budget, mask), callback=callback)
         return [delta[i:i + 1, :, :h, :w] for i, (h, w) in enumerate(sizes)]
 
-    def _searcher(self, steps: int, generator: torch.Generator) -> Attack:
+    def _searcher(self, steps: int, generator: torch.Generator, step_size: float | None = None) -> Attack:
         s = self.settings
+        size = s.step_size if step_size is None else step_size
         if s.search == "sign":
-            return PGD(steps=steps, step_size=s.step_size, generator=generator)
+            return PGD(steps=steps, step_size=size, generator=generator)
         if s.search == "smooth":
-            return SmoothPGD(steps=steps, step_size=s.step_size, sigma=s.smoothing_sigma, generator=generator)
+            return SmoothPGD(steps=steps, step_size=size, sigma=s.smoothing_sigma, generator=generator)
         raise ValueError(f"unknown search {s.search!r}")
 
     def _budget(self, x0: Tensor) -> Budget:
