@@ -19,6 +19,8 @@ from .protections import DEFAULT_PROTECTIONS, EXPRESSION_TARGETS, PROTECTIONS, P
 
 CONFIG_ENV = "ALLY_CONFIG_DIR"
 DEFAULT_SURROGATES = ("faceres", "faceres-deep", "mobileface", "mobilefacenet")  # three families
+EXPRESSION_SURROGATES = ("fer-minixception", "human-emotion")  # attacked when the expression is hidden
+HELD_OUT_READER = "faceapi-expression"  # the emotion receipt's and the eval's reader; never attacked
 DEFAULT_PORT = 28417  # the daemon's; below the ephemeral port ranges of Linux (32768+), macOS and Windows
 
 

@@ -22,8 +22,11 @@ from torch import Tensor
 from ally_models.cache import ModelCache
 from ally_models.expressions import EXPRESSIONS, ExpressionReader, load_expression_reader
 
-EXPRESSION_SURROGATES: tuple[str, ...] = ("fer-minixception",)
-HELD_OUT_READER = "faceapi-expression"  # the receipt's and the eval's reader; never attacked
+from .config import EXPRESSION_SURROGATES, HELD_OUT_READER
+
+__all__ = ["EXPRESSIONS", "EXPRESSION_SURROGATES", "HELD_OUT_READER", "BoxReader", "box_crops", "load_reader",
+           "square_boxes"]
+
 
 # Border around the squared detector box, as a fraction of its side, on each side: fer adds 10 px around
 # OpenCV/MTCNN boxes of ~100 px faces; face-api's SSD boxes run wider than MTCNN's brow-to-chin box.

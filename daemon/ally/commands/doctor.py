@@ -214,7 +214,7 @@ def check_pairing(store) -> Check:
 
 
 def run_checks(args: argparse.Namespace) -> list[Check]:
-    from ..config import ConfigError, load_config
+    from ..config import EXPRESSION_SURROGATES, HELD_OUT_READER, ConfigError, load_config
     from .status import daemon_port
 
     try:
@@ -223,7 +223,8 @@ def run_checks(args: argparse.Namespace) -> list[Check]:
         return [Check("config", FAIL, str(e), "fix or remove config.toml")]
     state = install_state()
     checks = [check_venv(), check_torch(config.device),
-              check_models(["mtcnn", *config.surrogates], getattr(args, "quick", False))]
+              check_models(["mtcnn", *config.surrogates, *EXPRESSION_SURROGATES, HELD_OUT_READER],
+                           getattr(args, "quick", False))]
     store_check, store, token = check_store()
     checks.append(store_check)
     checks.append(check_daemon(daemon_port(getattr(args, "port", None)), token, (state or {}).get("autostart")))
