@@ -176,3 +176,13 @@ def test_the_cloak_refuses_what_it_cannot_do():
         FaceCloak([], SETTINGS, identity=False)
     with pytest.raises(ValueError, match="expression goal"):
         _cloak(expression="sad")
+
+
+def test_toward_neutral_raises_the_surrogate_readers_neutral_probability():
+    rgb = _photo(seed=2)
+    faces = [_face(80, 60, 48)]
+    reader = BoxReader(ToyReader(3), 0.1)
+    before = reader.read(rgb, [faces[0].box])[0]
+    result = _cloak(surrogates=[], identity=False, expression="neutral").protect(rgb, faces)
+    after = reader.read(result.rgb, [faces[0].box])[0]
+    assert after[0] > before[0] + 0.2  # EXPRESSIONS[0] is "neutral"
