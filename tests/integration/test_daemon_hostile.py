@@ -166,9 +166,9 @@ async def test_the_hello_deadline_fires_whatever_the_traffic(hd: Daemon) -> None
     """A client that never says hello and floods requests (reading nothing) is gone soon after the hello
     deadline: the deadline's close does not wait behind the backlog it made."""
     before = set(hd.sessions())
+    started = time.monotonic()  # before the connection: the session's deadline starts while it is set up
     raw = await raw_connect(hd.port, f"ally, {TOKEN_PREFIX}{hd.token}", rcvbuf=4096)
     session = await session_of(hd, before)
-    started = time.monotonic()
 
     async def flood() -> None:
         while not session.finished.done():
