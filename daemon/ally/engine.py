@@ -109,10 +109,12 @@ class Engine:
 
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
                 with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoProtection:
-        """Cloak every face found in ``image`` (upright RGB); with no face, return the pixels unchanged.
+        """Cloak every face found in ``image`` (upright RGB) as ``protections`` asks: against face recognition
+        (``faces``), emotion recognition (``emotion``), or both with one perturbation; with no face, or neither,
+        return the pixels unchanged (``metadata`` is the writer's job).
 
-        With ``with_receipt``, each cloaked face is checked by a recognizer outside the ensemble (see
-        ``ally.protect.receipt``)."""
+        With ``with_receipt``, each cloaked face is checked by a recognizer and, with ``emotion``, by an expression
+        reader outside the ensembles (see ``ally.protect.receipt``)."""
         with self._lock:
             if progress:
                 progress("detecting faces", 0.0)
