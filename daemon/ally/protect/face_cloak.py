@@ -29,9 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..attacks.base import Budget, Problem
+from ..attacks.base import Attack, Budget, Problem
 from ..attacks.budgets import LinfBudget, LumaChromaBudget, masked_caps, texture_eps_map
-from ..attacks.base import Attack
 from ..attacks.objectives import ExpressionAway, IdentityAway, Terms
 from ..attacks.perceptual import dssim
 from ..attacks.search import PGD, Chain, SmoothPGD
@@ -332,8 +331,8 @@ class FaceCloak:
         search_generator = torch.Generator().manual_seed(self.seed)
         extra = s.expression_steps if self.expression else 0
         if self.expression and self.identity and s.expression_schedule == "chained" and extra:
-            # The second stage refines the cloak's result: it starts at the step size where the first ended,
-            # so that it does not undo the identity change with large early steps.
+            # The second stage refines the cloak's result at a fraction of the level's step size: at full size
+            # its large early steps undid the identity change (README, "Hiding facial expressions too").
             search: Attack = Chain([
                 (self._searcher(s.steps, search_generator), loss_of(terms.only("identity"))),
                 (self._searcher(extra, search_generator, s.step_size * CHAIN_STEP_FRACTION), None),

@@ -20,7 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..eval.evaluators import MIN_IOU, Box, box_iou, descriptor_at
+from ..eval.evaluators import Box, descriptor_at
 from ..expressions import EXPRESSIONS, BoxReader
 from ..eval.sites import SiteCondition
 from ..faces.detect import Face
@@ -114,19 +114,13 @@ def check_expressions(
     photo, both as the site serves them (so that what the site's JPEG alone changes is not counted), each face
     found again by ``detect`` in the served photos."""
 
-    def readings(rgb: np.ndarray) -> tuple[list[np.ndarray | None], float]:
+    def readings(rgb: np.ndarray) -> list[np.ndarray | None]:
         served, scale = condition.apply(rgb)
         boxes = [f.box for f in detect(served)]
         probs = reader.read(served, boxes)
-        out: list[np.ndarray | None] = []
-        for face in faces:
-            at = tuple(v * scale for v in face.box)
-            best = max(range(len(boxes)), key=lambda i: box_iou(boxes[i], at), default=None)
-            out.append(None if best is None or box_iou(boxes[best], at) < MIN_IOU else probs[best])
-        return out, scale
+        return [descriptor_at(tuple(v * scale for v in face.box), boxes, probs) for face in faces]
 
-    clean, _ = readings(original)
-    after, _ = readings(protected)
+    clean, after = readings(original), readings(protected)
     receipts = []
     for p0, p1 in zip(clean, after):
         if p0 is None:  # not even the original's face is found after the site: nothing to compare
