@@ -5,6 +5,7 @@ The CLI and the daemon both go through ``Engine``; neither knows how a protectio
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from ally_models.dlib_runtime import DlibFaceRecognizer
 from .config import Config
 from .device import best_device
 from .faces.detect import Face, FaceDetector
-from .imaging.io import LoadedImage
+from .imaging.io import LoadedImage, load_image, save_image
 from .levels import FACE_CLOAK, CloakSettings, Level
 from .eval.evaluators import DlibEvaluator
 from .expressions import EXPRESSION_SURROGATES, HELD_OUT_READER, BoxReader, load_reader
@@ -55,6 +56,18 @@ class PhotoProtection:
     @property
     def cloaked(self) -> bool:
         return bool(self.reports)
+
+
+def written_pixels(like: LoadedImage, fmt: str | None = None, quality: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The round trip through the encoder the protected photo will be written with (``ally protect``, the
+    daemon): the visibility floor is checked on these pixels, not on the ones before encoding."""
+
+    def written(rgb: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        save_image(rgb, like, buf, quality=quality, format=fmt or ("PNG" if like.format == "GIF" else None))
+        return load_image(buf.getvalue()).rgb
+
+    return written
 
 
 class Engine:
@@ -133,7 +146,7 @@ class Engine:
                     noun = "face" if count == 1 else "faces"
                     progress(f"cloaking {count} {noun}", step / steps)
 
-            result = cloak.protect(image.rgb, faces, on_step)
+            result = cloak.protect(image.rgb, faces, on_step, written=written_pixels(image))
             receipts, expression_receipts = [], []
             if with_receipt and identity and self.receipt_recognizer is not None:
                 if progress:
