@@ -97,6 +97,12 @@ class Engine:
         return decoy_embeddings(self.config.decoy_seed, self.surrogates, self.device)
 
     @cached_property
+    def references(self) -> list[torch.Tensor] | None:
+        """The user's enrolled reference embeddings ("protect me"), one [R,D] per surrogate; None when the user
+        has enrolled none (or none for every surrogate: photos added before a surrogate was, must be re-added)."""
+        return None
+
+    @cached_property
     def receipt_recognizer(self) -> DlibEvaluator | None:
         """dlib's recognizer in its own runtime, or None where dlib is not installed (then no receipt)."""
         files = self.cache.files(receipt.RECEIPT_MODEL, pull=True)
@@ -139,6 +145,8 @@ class Engine:
                 self.surrogates if identity else [], self.levels[level], decoys=self.decoys, device=self.device,
                 readers=self.expression_readers if emotion else (), identity=identity,
                 expression=self.config.expression_target if emotion else None,
+                references=self.references if identity else None,
+                only_me=identity and self.references is not None and self.config.only_me,
             )
 
             def on_step(_face: int, count: int, step: int, steps: int) -> None:
