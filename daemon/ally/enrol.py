@@ -44,7 +44,7 @@ def embed_face(rgb: np.ndarray, face: Face, surrogates: Sequence[AlignedRecogniz
                device: torch.device) -> dict[str, np.ndarray]:
     """Unit embeddings of ``face`` in ``rgb`` (uint8 H×W×3), by every surrogate: {model id: [D] float32}."""
     image = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(2, 0, 1)[None].float() / 255.0
-    landmarks = torch.as_tensor(np.asarray(face.landmarks, np.float32)[None], device=device)
+    landmarks = torch.tensor(np.array(face.landmarks, np.float32)[None], device=device)
     out: dict[str, np.ndarray] = {}
     for surrogate in surrogates:
         vector = surrogate.embed(image, landmarks)[0].float()
