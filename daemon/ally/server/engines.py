@@ -23,7 +23,7 @@ from ..imaging.serve import encode_served, prepare
 from ..levels import Level
 from ..me import MeStore, MeStoreError
 from ..protections import DEFAULT_PROTECTIONS, METADATA, PROTECTIONS, format_protections
-from ..sites import SiteProfile
+from ..sites import SiteProfile, load_sites
 from .errors import ErrorCode, ProtocolError
 from .jobs import JobOutput, Progress
 
@@ -151,7 +151,7 @@ class Engines:
         image: dict[str, Any] = unavailable("no image engine") if self.image is None else {
             "available": self.state != "failed", "device": device_name(self.image),
             "levels": [level.value for level in Level], "formats": ["same", *_OUTPUT_FORMATS],
-            "protections": list(PROTECTIONS)}
+            "protections": list(PROTECTIONS), "sites": list(load_sites())}
         if self.image is not None and self.state == "failed":
             image["reason"] = f"the models could not be loaded: {self.error}"
         text: dict[str, Any] = unavailable(self.text_unavailable_reason) if self.text is None else {
