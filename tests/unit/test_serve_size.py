@@ -195,3 +195,9 @@ def test_bad_files_are_refused_with_a_clear_error(tmp_path: Path) -> None:
         load_sites(bad)
     with pytest.raises(SiteError, match="cannot read"):
         load_sites(tmp_path / "missing.json")
+
+
+def test_resized_pixels_are_writable_like_loaded_ones() -> None:
+    image = load_image(_png(400, 300))
+    assert image.rgb.flags.writeable
+    assert fit_long_edge(image, 200).rgb.flags.writeable and fit_long_edge(image, 200).rgb.flags.c_contiguous

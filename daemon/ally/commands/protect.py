@@ -89,14 +89,15 @@ def served_line(done: ProtectedFile) -> str:
     return f"  written{where} at {size}, {written.format}{quality}"
 
 
-def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
+def _describe(src: Path, dst: Path, result: PhotoProtection, *, resized: bool = False) -> str:
+    unchanged = "only resized" if resized else "pixels unchanged"
     if METADATA in result.protections:
         left = metadata_report(dst)
         scrub = "metadata removed" if not left.get("identifying") else f"metadata LEFT: {left['identifying']}"
     else:
         scrub = "metadata kept (not selected)"
     if not result.faces:
-        return f"{src} → {dst}: no face found; pixels unchanged, {scrub}"
+        return f"{src} → {dst}: no face found; {unchanged}, {scrub}"
     if not result.protections & {FACES, EMOTION}:
         why = "faces and emotion not selected"
     elif not result.cloaked:
@@ -104,7 +105,7 @@ def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
     else:
         why = ""
     if why:
-        return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked ({why}); pixels unchanged, {scrub}"
+        return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked ({why}); {unchanged}, {scrub}"
     # What was done; whether it worked is the receipt's to say, a line per face.
     what = "cloaked" if FACES in result.protections else "cloaked (expression only)"
     if result.protections >= {FACES, EMOTION}:
@@ -162,7 +163,7 @@ def run_protect(args: argparse.Namespace) -> int:
             failed += 1
             print(f"error: {e} [{e.code}] (original untouched)", file=sys.stderr)
             continue
-        print(_describe(src, done.dst, done.result))
+        print(_describe(src, done.dst, done.result, resized=done.served.resized))
         if served_line(done):
             print(served_line(done))
     if failed:

@@ -78,7 +78,7 @@ def resize_to(image: LoadedImage, width: int, height: int) -> LoadedImage:
     if image.alpha is not None:  # resized together, so that transparent pixels do not bleed into the edges
         pixels.putalpha(Image.fromarray(image.alpha))
     small = pixels.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    array = np.asarray(small)
+    array = np.array(small)  # a writable copy, as load_image gives (np.asarray of an image is read-only)
     rgb = np.ascontiguousarray(array[..., :3])
     alpha = np.ascontiguousarray(array[..., 3]) if image.alpha is not None else None
     # Stored upright now (orientation 1). No source bytes: nothing may hand out the full-size original as "this".
