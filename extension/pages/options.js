@@ -44,7 +44,8 @@ async function renderSettings() {
     fullSize.checked = st.fullSize;
     const profile = site.hosts.map(profileForHost).find(Boolean);
     fullSize.disabled = !profile; // a site whose served size Ally does not know is never resized
-    fullSize.title = profile ? `${profile.label} serves photos at ${servedText(profile)}` : "Ally does not know what size this site serves";
+    fullSize.title = profile ? `${profile.label} serves photos at ${servedText(profile)}`
+      : "Ally does not know what size this site serves";
     for (const box of tr.querySelectorAll("input")) {
       box.addEventListener("change", () =>
         api.runtime.sendMessage({ type: "site.set", siteId: site.id, [box.dataset.field]: box.checked }));
@@ -222,7 +223,11 @@ for (const key of ["face", "emotion", "metadata", "text"]) {
 }
 $("site-add").addEventListener("click", addSite);
 $("me-add").addEventListener("click", () => $("me-file").click());
-$("me-file").addEventListener("change", (e) => { const files = [...e.target.files]; e.target.value = ""; addMe(files); });
+$("me-file").addEventListener("change", (e) => {
+  const files = [...e.target.files];
+  e.target.value = "";
+  addMe(files);
+});
 $("me-forget-all").addEventListener("click", async () => {
   const r = await api.runtime.sendMessage({ type: "me.forget", all: true });
   meMessage(r?.ok ? "All your photos' descriptions were forgotten." : `Not forgotten: ${errorText(r?.error)}`,

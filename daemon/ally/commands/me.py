@@ -99,7 +99,8 @@ def _list(store: MeStore) -> int:
     print(f"{'id':10} {'added':22} note")
     for ref in refs:
         print(f"{ref.id:10} {ref.added:22} {ref.note}")
-    print(f"{len(refs)} reference(s) in {store.path} (embeddings only: {', '.join(sorted({m for r in refs for m in r.models}))})")
+    models = ", ".join(sorted({m for r in refs for m in r.models}))
+    print(f"{len(refs)} reference(s) in {store.path} (embeddings only: {models})")
     return EXIT_OK
 
 
