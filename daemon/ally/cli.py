@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
     p.add_argument("--protect", type=_protections, metavar="LIST", help=PROTECT_HELP)
     p.add_argument("--expression-target", choices=EXPRESSION_TARGETS, help=EXPRESSION_TARGET_HELP)
+    from .commands.site_args import add_site_arguments  # issue 17: serve-size protection
+
+    add_site_arguments(p)
 
     d = sub.add_parser("demo", help="pull the models and protect a bundled sample photo")
     d.add_argument("-o", "--output-dir", type=Path, default=Path("ally-demo"))
@@ -121,16 +124,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--cases", default="1MP-1face,1MP-5faces,12MP-1face,12MP-5faces", help="photo cases to run")
     b.add_argument("--protect", default="faces,metadata",
                    help="what to protect, e.g. faces,emotion,metadata (to compare the cost of hiding expressions)")
+    from .commands.me import add_me_parser  # issue 17: "protect me"
+
+    add_me_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         if args.command == "models":
             return _models(args, default_cache())
         if args.command == "protect":
             from .commands.protect import run_protect
+            from .commands.site_args import check_site_arguments
+
+            check_site_arguments(parser, args)
 
             return run_protect(args)
         if args.command == "demo":
@@ -173,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import run_bench
 
             return run_bench(args)
+        if args.command == "me":
+            from .commands.me import run_me
+
+            return run_me(args)
     except (ConfigError, CacheError) as e:
         print(f"ally: error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -19,6 +19,7 @@ from ally_models.dlib_runtime import DlibFaceRecognizer
 
 from .config import Config
 from .device import best_device
+from .enrol import Enrolment, embed_face, largest_face
 from .faces.detect import Face, FaceDetector
 from .imaging.io import LoadedImage, load_image, save_image
 from .levels import FACE_CLOAK, CloakSettings, Level
@@ -28,6 +29,7 @@ from .protect import receipt
 from .protect.face_cloak import FaceCloak, FaceReport
 from .protect.receipt import ExpressionReceipt, FaceReceipt
 from .protections import DEFAULT_PROTECTIONS, EMOTION, FACES
+from .sites import SiteProfile
 from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
 
 Progress = Callable[[str, float], None]  # (stage, fraction done of the whole photo in [0, 1])
@@ -42,6 +44,7 @@ class PhotoProtection:
     receipts: list[FaceReceipt] = field(default_factory=list)  # per cloaked face: a held-out recognizer's check
     protections: frozenset[str] = DEFAULT_PROTECTIONS  # what was asked for: faces, emotion, metadata
     expression_receipts: list[ExpressionReceipt] = field(default_factory=list)  # per face, with emotion
+    site: SiteProfile | None = None  # the site the photo goes to (already resized to its size by the caller)
 
     @property
     def still_matched(self) -> int:
@@ -126,20 +129,32 @@ class Engine:
         _ = self.detector, self.surrogates, self.decoys, self.receipt_recognizer
         _ = self.expression_readers, self.receipt_reader
 
+    def enrol(self, image: LoadedImage) -> Enrolment:
+        """The user's reference for "protect me": the largest face of ``image`` embedded by every surrogate (unit
+        vectors, ``.embeddings``: {model id: [D]}); ``.faces`` says how many were found. Raises
+        ``ally.enrol.NoFaceError`` when there is no face. Nothing of the photo is kept."""
+        with self._lock:
+            faces = self.detector.detect(image.rgb)
+            face = largest_face(faces)
+            embeddings = embed_face(image.rgb, face, self.surrogates, self.device)
+            return Enrolment(embeddings, len(faces), face.box)
+
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
-                with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoProtection:
+                with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS,
+                site: SiteProfile | None = None) -> PhotoProtection:
         """Cloak every face found in ``image`` (upright RGB) as ``protections`` asks: against face recognition
         (``faces``), emotion recognition (``emotion``), or both with one perturbation; with no face, or neither,
         return the pixels unchanged (``metadata`` is the writer's job).
 
         With ``with_receipt``, each cloaked face is checked by a recognizer and, with ``emotion``, by an expression
-        reader outside the ensembles (see ``ally.protect.receipt``)."""
+        reader outside the ensembles (see ``ally.protect.receipt``). ``site``: where the photo goes, already
+        resized to the site's size (``ally.imaging.serve.prepare``); kept on the result."""
         with self._lock:
             if progress:
                 progress("detecting faces", 0.0)
             faces = self.detector.detect(image.rgb)
             if level is Level.OFF or not faces or not protections & {FACES, EMOTION}:
-                return PhotoProtection(image.rgb, level, faces, protections=protections)
+                return PhotoProtection(image.rgb, level, faces, protections=protections, site=site)
             identity, emotion = FACES in protections, EMOTION in protections
             cloak = FaceCloak(
                 self.surrogates if identity else [], self.levels[level], decoys=self.decoys, device=self.device,
@@ -166,4 +181,5 @@ class Engine:
                     progress("checking with a held-out expression reader", 1.0)
                 expression_receipts = receipt.check_expressions(self.receipt_reader, self.detector.detect, image.rgb,
                                                                 result.rgb, faces)
-            return PhotoProtection(result.rgb, level, faces, result.faces, receipts, protections, expression_receipts)
+            return PhotoProtection(result.rgb, level, faces, result.faces, receipts, protections, expression_receipts,
+                                   site)
