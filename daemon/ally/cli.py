@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=1)
     b.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     b.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    b.add_argument("--table", default="current", choices=["current", "v1", "fawkes"], help="level table")
+    b.add_argument("--table", default="current", choices=["current", "v2", "v1", "fawkes"], help="level table")
+    b.add_argument("--site", help="bring each photo to what this site serves first, as `ally protect --site` does")
     b.add_argument("--no-visibility", action="store_true", help="skip SSIMULACRA2 / Butteraugli (slow at 12 MP)")
     b.add_argument("--cases", default="1MP-1face,1MP-5faces,12MP-1face,12MP-5faces", help="photo cases to run")
     b.add_argument("--protect", default="faces,metadata",

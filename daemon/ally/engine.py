@@ -21,6 +21,7 @@ from .config import Config
 from .device import best_device
 from .enrol import Enrolment, embed_face, largest_face
 from .faces.detect import Face, FaceDetector
+from .me import MeStore
 from .imaging.io import LoadedImage, load_image, save_image
 from .levels import FACE_CLOAK, CloakSettings, Level
 from .eval.evaluators import DlibEvaluator
@@ -99,11 +100,19 @@ class Engine:
             return None
         return decoy_embeddings(self.config.decoy_seed, self.surrogates, self.device)
 
-    @cached_property
-    def references(self) -> list[torch.Tensor] | None:
-        """The user's enrolled reference embeddings ("protect me"), one [R,D] per surrogate; None when the user
-        has enrolled none (or none for every surrogate: photos added before a surrogate was, must be re-added)."""
-        return None
+    references: list[torch.Tensor] | None | bool = True  # True: read the user's store at each photo (see below)
+
+    def user_references(self) -> list[torch.Tensor] | None:
+        """The user's enrolled reference embeddings ("protect me", ``ally me add``), one [R,D] per surrogate; None
+        when there are none for some surrogate (photos added before it was: they must be added again). Read at
+        each photo, so that ``ally me`` and the daemon's ``me.*`` take effect at once. ``references`` set to a
+        list (or None) overrides the store (the evaluation enrols each person's own photos)."""
+        if self.references is not True:
+            return self.references  # type: ignore[return-value]
+        refs = MeStore().references(s.model_id for s in self.surrogates)
+        if not refs or any(s.model_id not in refs for s in self.surrogates):
+            return None
+        return [torch.from_numpy(refs[s.model_id]).float().to(self.device) for s in self.surrogates]
 
     @cached_property
     def receipt_recognizer(self) -> DlibEvaluator | None:
@@ -141,14 +150,18 @@ class Engine:
 
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
                 with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS,
-                site: SiteProfile | None = None) -> PhotoProtection:
+                site: SiteProfile | None = None, written: Callable[[np.ndarray], np.ndarray] | None = None,
+                only_me: bool | None = None) -> PhotoProtection:
         """Cloak every face found in ``image`` (upright RGB) as ``protections`` asks: against face recognition
         (``faces``), emotion recognition (``emotion``), or both with one perturbation; with no face, or neither,
         return the pixels unchanged (``metadata`` is the writer's job).
 
         With ``with_receipt``, each cloaked face is checked by a recognizer and, with ``emotion``, by an expression
         reader outside the ensembles (see ``ally.protect.receipt``). ``site``: where the photo goes, already
-        resized to the site's size (``ally.imaging.serve.prepare``); kept on the result."""
+        resized to the site's size (``ally.imaging.serve.prepare``); kept on the result. ``written``: the round trip
+        through the encoder the photo will be written with (``ally.imaging.serve.round_trip``; default: the image's
+        own format), on which the visibility floor is checked. ``only_me``: cloak only the faces that match the
+        user's references (default: the config's ``only_me``)."""
         with self._lock:
             if progress:
                 progress("detecting faces", 0.0)
@@ -156,12 +169,13 @@ class Engine:
             if level is Level.OFF or not faces or not protections & {FACES, EMOTION}:
                 return PhotoProtection(image.rgb, level, faces, protections=protections, site=site)
             identity, emotion = FACES in protections, EMOTION in protections
+            references = self.user_references() if identity else None
+            only_me = self.config.only_me if only_me is None else only_me
             cloak = FaceCloak(
                 self.surrogates if identity else [], self.levels[level], decoys=self.decoys, device=self.device,
                 readers=self.expression_readers if emotion else (), identity=identity,
                 expression=self.config.expression_target if emotion else None,
-                references=self.references if identity else None,
-                only_me=identity and self.references is not None and self.config.only_me,
+                references=references, only_me=references is not None and bool(only_me),
             )
 
             def on_step(_face: int, count: int, step: int, steps: int) -> None:
@@ -169,7 +183,7 @@ class Engine:
                     noun = "face" if count == 1 else "faces"
                     progress(f"cloaking {count} {noun}", step / steps)
 
-            result = cloak.protect(image.rgb, faces, on_step, written=written_pixels(image))
+            result = cloak.protect(image.rgb, faces, on_step, written=written or written_pixels(image))
             receipts, expression_receipts = [], []
             if with_receipt and identity and self.receipt_recognizer is not None:
                 if progress:

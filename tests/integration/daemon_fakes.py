@@ -100,7 +100,8 @@ class FakeImageEngine:
         return Enrolment(out, 2, (0.0, 0.0, float(image.width), float(image.height)))
 
     def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None, *,
-                protections: frozenset[str] = DEFAULT_PROTECTIONS, site: Any = None) -> FakePhoto:
+                protections: frozenset[str] = DEFAULT_PROTECTIONS, site: Any = None, written: Any = None,
+                only_me: bool | None = None) -> FakePhoto:
         self.calls += 1
         self.protections.append(protections)
         self.sites.append(site)

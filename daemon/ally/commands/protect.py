@@ -13,7 +13,7 @@ from ..engine import Engine, PhotoProtection
 from ..imaging.errors import ImageError, ImageWriteError, WouldOverwriteSourceError
 from ..imaging.io import load_image
 from ..imaging.metadata import metadata_report
-from ..imaging.serve import SUFFIXES, Served, Written, output_format, prepare, save_served
+from ..imaging.serve import SUFFIXES, Served, Written, output_format, prepare, round_trip, save_served
 from ..levels import Level
 from ..protections import DEFAULT_PROTECTIONS, EMOTION, FACES, METADATA
 from ..sites import SiteProfile, profile
@@ -66,7 +66,7 @@ def protect_file(engine: Engine, src: Path, dst: Path, level: Level, *, force: b
         raise ImageWriteError(f"{dst} exists; use --force to replace it", source=src)
     with Progress(src.name) as bar:
         result = engine.protect(served.image, level, lambda stage, fraction: bar.update(round(fraction * 100), stage),
-                                protections=protections, site=site)
+                                protections=protections, site=site, written=round_trip(served))
     dst.parent.mkdir(parents=True, exist_ok=True)
     written = save_served(result.rgb, served, dst, keep_metadata=METADATA not in protections)
     return ProtectedFile(result, dst, served, written)

@@ -17,6 +17,8 @@ Choices:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -168,3 +170,15 @@ def save_served(rgb: np.ndarray, served: Served, destination: str | os.PathLike[
 
 
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "TIFF": ".tif", "BMP": ".bmp"}
+
+
+def round_trip(served: Served) -> Callable[[np.ndarray], np.ndarray]:
+    """What a cloaked photo's pixels become in the file :func:`encode_served` writes for ``served`` (encoded as it
+    will be, decoded again): the cloak's visibility floor is checked on these."""
+    fmt = output_format(served)
+
+    def written(rgb: np.ndarray) -> np.ndarray:
+        data, _ = encode_image(rgb, served.image, format=fmt, quality=served.quality)
+        return load_image(data).rgb
+
+    return written

@@ -63,6 +63,7 @@ PERCEPTUAL_MARGIN = 2.0  # the search aims this many points above the floor, so 
 DSSIM_WEIGHT = 20.0  # penalty weight once a face region's DSSIM exceeds a Fawkes-style cap
 CALIBRATION_SHARE = 0.4  # the search's first part, after which each face's budget is scaled to meet the floor
 CALIBRATION_ROUNDS = 3  # strength guesses per face when calibrating (no encoder, rounding only)
+FACE_BUDGET = 1.5  # several faces: a step costs about this many one-face steps (models_per_step)
 FIT_ROUNDS = 6  # rounds of the final scaling (each: compose, write, score the heads that are not settled)
 FIT_TOLERANCE = 0.05  # a face's strength is settled once its passing and failing strengths are this close
 FIT_AIM = 0.3  # the scaling aims this many SSIMULACRA2 points above the floor (rounding noise)
@@ -168,6 +169,13 @@ def _face_box_in(region: Region, face: Face, scale_y: float, scale_x: float, h: 
     by1 = int(np.ceil((y2 - region.y0) * scale_y))
     bx0, by0 = max(0, min(bx0, w - 8)), max(0, min(by0, h - 8))
     return bx0, by0, min(w, max(bx1, bx0 + 8)), min(h, max(by1, by0 + 8))
+
+
+def models_per_step(models: int, faces: int) -> int:
+    """How many surrogates (drawn at random) see each step: all for one face; with more faces fewer, so that a
+    step costs about FACE_BUDGET one-face steps (on a CPU a batch of crops costs what its crops cost one by one).
+    Every surrogate still sees each face, on other steps."""
+    return max(1, min(models, round(models * FACE_BUDGET / max(faces, 1))))
 
 
 def working_scale(faces: Sequence[Face], photo_size: tuple[int, int], settings: CloakSettings) -> float:
@@ -377,10 +385,15 @@ class FaceCloak:
             return kind, crop_points(kind, rolls, margin)
 
         # One view per step: the transform draw that every term reads.
+        per_step = models_per_step(len(self.surrogates), count)
+
         def identity_term(t: Transformed) -> Tensor:
             kind, pts = drawn_crop()
-            away = IdentityAway(anchors[kind], self.decoys, self.decoy_weight, balance=s.balance)
-            return away(self.embed(t.image, [jittered(t.map_points(p)) for p in pts]))
+            chosen = sorted(torch.randperm(len(self.surrogates), generator=generator)[:per_step].tolist())
+            away = IdentityAway([anchors[kind][k] for k in chosen],
+                                [self.decoys[k] for k in chosen] if self.decoys is not None else None,
+                                self.decoy_weight, balance=s.balance)
+            return away([self.surrogates[k].embed_each(t.image, jittered(t.map_points(pts[k]))) for k in chosen])
 
         def expression_term(t: Transformed) -> Tensor:
             served = t.map_points(boxes.view(count, 2, 2)).view(count, 4)

@@ -16,10 +16,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from typing import Any, Protocol
 
+import numpy as np
+
 from ..enrol import Enrolment, NoFaceError
 from ..imaging.errors import ImageError
 from ..imaging.io import LoadedImage, load_image
-from ..imaging.serve import encode_served, prepare
+from ..imaging.serve import encode_served, prepare, round_trip
 from ..levels import Level
 from ..me import MeStore, MeStoreError
 from ..protections import DEFAULT_PROTECTIONS, METADATA, PROTECTIONS, format_protections
@@ -53,7 +55,8 @@ class ImageEngine(Protocol):
 
     def warm_up(self) -> None: ...
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
-                protections: frozenset[str] = DEFAULT_PROTECTIONS, site: SiteProfile | None = None) -> PhotoResult: ...
+                protections: frozenset[str] = DEFAULT_PROTECTIONS, site: SiteProfile | None = None,
+                written: Callable[[np.ndarray], np.ndarray] | None = None, only_me: bool | None = None) -> PhotoResult: ...
     def enrol(self, image: LoadedImage) -> Enrolment: ...
 
 
@@ -200,6 +203,7 @@ def output_format(requested: str, source_format: str) -> str | None:
 def image_work(
     engine: Callable[[], ImageEngine], payload: bytes, level: Level, fmt: str,
     protections: frozenset[str] = DEFAULT_PROTECTIONS, site: SiteProfile | None = None, full_size: bool = False,
+    only_me: bool = False,
 ) -> Callable[[Progress], JobOutput]:
     """Decode ``payload``, bring it to ``site``'s served size (unless ``full_size``; ``ally.imaging.serve``, as
     ``ally protect --site`` does), protect it with ``engine()``, encode it; the result for ``protect.image``.
@@ -214,7 +218,8 @@ def image_work(
         try:
             image = load_image(payload)
             served = prepare(image, site=site, full_size=full_size, format=_OUTPUT_FORMATS.get(fmt))
-            result = protector.protect(served.image, level, progress, protections=protections, site=site)
+            result = protector.protect(served.image, level, progress, protections=protections, site=site,
+                                       written=round_trip(served), only_me=only_me)
             written = encode_served(result.rgb, served, keep_metadata=keep)
         except ImageError as e:
             raise ProtocolError.from_image_error(e) from None

@@ -109,7 +109,7 @@ async def start_image_job(session: Session, upload: Upload, payload: memoryview)
         full_size = bool(request.params.get("full_size", False))
 
         def work(engine: Any) -> Any:
-            return image_work(engine, data, level, fmt, protections, site, full_size)
+            return image_work(engine, data, level, fmt, protections, site, full_size, session.app[SETTINGS].only_me)
 
         job = Job(request.id, work(lambda: image), fallback=work(fallback.get) if fallback is not None else None,
                   size=len(data), on_progress=session.on_progress, progress_interval_s=limits.progress_interval_s)
