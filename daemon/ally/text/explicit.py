@@ -227,6 +227,34 @@ def _common_nonnouns() -> frozenset[str]:
     return frozenset(words)
 
 
+def _lower_case_nouns(d: Path) -> list[str]:
+    """WordNet nouns written in lower case in at least one synset ("reading", "buffalo", "china"), not proper
+    nouns only ("Madrid", "Auckland": WordNet's index files lower-case every lemma, so they must not be read as
+    common words). Kept as JSON beside the model cache's trained files (the data files take a second to read)."""
+    import json
+
+    cache = d.parent / "_trained" / "wordnet-lower-nouns-v1.json"
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for part in ("data.noun1", "data.noun2"):
+        p = d / part
+        if not p.is_file():
+            return []
+        for line in p.open(encoding="latin-1"):
+            if line.startswith(" "):
+                continue
+            f = line.split(" ", 5)
+            count = int(f[3], 16)
+            for w in line.split(" ")[4:4 + 2 * count:2]:
+                if "_" not in w and w[:1].islower():
+                    out.add(re.sub(r"\(.*\)$", "", w))
+    rows = sorted(out)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(rows), encoding="utf-8")
+    return rows
+
+
 @lru_cache(maxsize=1)
 def _common_words() -> frozenset[str]:
     """Lower-case English words (WordNet 3.0's adjectives, verbs, adverbs and lower-case nouns, when the model
@@ -238,14 +266,13 @@ def _common_words() -> frozenset[str]:
         from ally_models.cache import default_cache
 
         d = Path(default_cache().root) / "wordnet30"
-        for f in ("index.adj", "index.verb", "index.adv", "index.noun"):
+        for f in ("index.adj", "index.verb", "index.adv"):
             p = d / f
             if p.is_file():
                 for line in p.open(encoding="utf-8", errors="ignore"):
                     if not line.startswith(" "):
-                        w = line.split(" ", 1)[0]
-                        if f != "index.noun" or "_" not in w:
-                            words.add(w.replace("_", " "))
+                        words.add(line.split(" ", 1)[0].replace("_", " "))
+        words.update(_lower_case_nouns(d))
     except Exception:  # the rule still works with the built-in list
         pass
     return frozenset(words)
@@ -261,8 +288,9 @@ _KIN = {
     "father": "parent", "stepmom": "step-parent", "stepmum": "step-parent", "stepdad": "step-parent",
     "stepmother": "step-parent", "stepfather": "step-parent", "grandma": "grandparent", "granny": "grandparent",
     "grandmother": "grandparent", "grandpa": "grandparent", "granddad": "grandparent", "grandad": "grandparent",
-    "grandfather": "grandparent", "gramps": "grandparent", "nana": "grandparent", "grandson": "grandchild",
-    "granddaughter": "grandchild", "brother": "sibling", "sister": "sibling", "son": "child", "daughter": "child",
+    "grandfather": "grandparent", "gramps": "grandparent", "nana": "grandparent",
+    "grandson": "young relative", "granddaughter": "young relative",  # grandchildren say the author is older
+    "brother": "sibling", "sister": "sibling", "son": "child", "daughter": "child",
     "uncle": "relative", "aunt": "relative", "auntie": "relative", "niece": "relative", "nephew": "relative",
     "mother-in-law": "parent-in-law", "father-in-law": "parent-in-law", "sister-in-law": "sibling-in-law",
     "brother-in-law": "sibling-in-law", "son-in-law": "child-in-law", "daughter-in-law": "child-in-law",
@@ -318,6 +346,8 @@ def _forms(table: dict[str, str]) -> dict[str, str]:
 
 _KIN_FORMS = _forms(_KIN)
 _PARTNER_FORMS = _forms(_PARTNERS)
+# "my girlfriends" (plural) are a woman's female friends far more often than partners: "partners" changes who is meant
+_PARTNER_FORMS.update({"girlfriends": "friends", "boyfriends": "friends"})
 _PERSON_FORMS = _forms(_PERSON)
 
 
@@ -459,6 +489,12 @@ _TONE = re.compile(r"(?<![\w#@])(?:l+o+l+[lozs]*|lmf?a+o+|rofl+|(?:ha){2,}h?|(?:
 _BANGS = re.compile(r"!{2,}|[!?]*\?!+[!?]*|!+\?[!?]*")
 
 
+def _in_quotes(text: str, i: int) -> bool:
+    """``text[i]`` is inside quotation marks on its line (a sign, a quote: its words keep their form)."""
+    line = text[:i].rsplit("\n", 1)[-1]
+    return line.count('"') % 2 == 1 or line.count("“") > line.count("”")
+
+
 def _start_of_sentence(text: str, i: int) -> bool:
     before = text[:i].rstrip()
     return not before or before[-1] in ".!?\n\"“(:"
@@ -483,7 +519,7 @@ class ExplicitPass:
 
     def candidates(self, text: str) -> list[Finding]:
         """Every finding, overlapping ones included (what :meth:`find` chooses from)."""
-        found: list[Finding] = []
+        found: list[Finding] = list(self._v3(text))  # first: on the same span, their slot-fitting phrase wins
         for detector in (self._private, self._ages, self._gender, self._places, self._institutions,
                          self._dialect, self._tone):
             found += detector(text)
@@ -516,6 +552,18 @@ class ExplicitPass:
         return out, left
 
     # -- detectors ------------------------------------------------------------------------------------
+
+    def _v3(self, text: str) -> Iterable[Finding]:
+        """Milestone ages and school years, places found by context, gendered group terms (issue 18)."""
+        from . import gendered, milestones, venues
+
+        places, common = gazetteer(), _common_nonnouns()
+        found = [*milestones.find(text, self.granularity), *gendered.find(text, self.granularity),
+                 *venues.find(text, self.granularity, lambda n: n.lower() in places, lambda w: w in common)]
+        for s, e, category, new in found:
+            if category == "kinship" and not self.kinship:
+                continue
+            yield Finding(s, e, category, text[s:e], new)
 
     def _private(self, text: str) -> Iterable[Finding]:
         for word in self.private_words:
@@ -578,7 +626,8 @@ class ExplicitPass:
             age = to_int(m.group(1))
             if 10 <= age <= 99:
                 new = age_phrase(age, g)
-                new = new.removeprefix("an ").removeprefix("a ") if g == "stage" else new
+                if g == "stage":  # the slot of a bare noun phrase: "Adult and still…" is not English
+                    new = {"young": "young", "an adult": "grown up", "older": "older"}.get(new, new)
                 yield Finding(m.start(1), m.end(1), "age", m.group(1), new[:1].upper() + new[1:])
         for m in _AGE_SEX.finditer(text):  # "(24F)", "M25", "25/f"
             digits = m.group(1) or m.group(4)
@@ -679,7 +728,9 @@ class ExplicitPass:
             before = text[:m.start()].rstrip().split()
             prev = before[-1].lower().strip("(,\"“") if before else ""
             # "Mom said" (a name, no determiner) → "My parent said"; "moms, ..." (plural) stays bare
+            shouted_or_quoted = (word.isupper() and len(word) > 1) or _in_quotes(text, m.start())
             if word[:1].isupper() and prev not in _DETERMINERS and not low.endswith(("s", "s'")) \
+                    and not shouted_or_quoted \
                     and not re.match(r"[-\w]*\s+(?:of|here)\b", text[m.end():]) and low not in ("son", "brother",
                                                                                             "sister", "daughter"):
                 det = "My " if _start_of_sentence(text, m.start()) else "my "
