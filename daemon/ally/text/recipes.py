@@ -40,8 +40,8 @@ from .transformations import (
 # boundary while one model still reads the attribute plainly, and what one model still reads, a held-out one
 # of another kind tends to read too.
 EVERY_MODEL = True
-# Deleting fillers ("Just", "honestly") takes the author's voice away: only high (explicit granularity "remove")
-# asks for it; medium and low never delete a word on the search's initiative (issue 18).
+# Deleting voice fillers ("Just", "honestly") takes the author's voice away: only high (explicit granularity
+# "remove") asks for it; lower levels delete only interjections and laughter, the tone they tone down (issue 18).
 FILLERS_AT = "remove"
 
 
@@ -59,9 +59,8 @@ class Recipe:
 def conceal_recipe(settings: TextSettings, surrogates: dict[str, AttributeEnsemble], *,
                    synonyms: dict[str, list[str]], breame: BreameLists | None,
                    embedder: Embedder | None, word_vectors: WordVectors | None) -> Recipe:
-    parts: list[Transformation] = [Normalise(), ExpandContractions(), Register(), Exclamations()]
-    if settings.explicit == FILLERS_AT:
-        parts.insert(1, DeleteFillers())
+    parts: list[Transformation] = [Normalise(), DeleteFillers(voice=settings.explicit == FILLERS_AT),
+                                   ExpandContractions(), Register(), Exclamations()]
     if breame is not None:
         parts.append(SpellingVariants(breame))
     parts.append(Synonyms(synonyms, banned=frozenset(breame.british_to_american) if breame is not None else frozenset()))

@@ -147,12 +147,23 @@ def _filler_in_context(words: Sequence[Word], i: int, low: str) -> bool:
     return True
 
 
+# Interjections and laughter: tone, which medium and high tone down. The other fillers ("just", "honestly",
+# "really") are the author's voice: only high deletes them (issue 18).
+TONE_FILLERS = frozenset({"lol", "lmao", "rofl", "haha", "hahaha", "hehe", "hehehe", "heh", "lolz", "um", "umm",
+                          "uh", "er", "erm", "ugh", "yay", "wow", "omg", "hmm", "hmmm", "meh", "aww", "awww",
+                          "woohoo", "yikes", "gosh"})
+
+
+@dataclass
 class DeleteFillers(Transformation):
+    voice: bool = True  # also delete voice fillers ("just", "honestly"), not only interjections and laughter
+
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
         low = _ELONGATED.sub(r"\1\1", words[i].lower)
         if _LAUGH.fullmatch(words[i].text):
             return [Candidate("", "delete")]
-        filler = low if low in FILLERS else words[i].lower if words[i].lower in FILLERS else None
+        allowed = FILLERS if self.voice else TONE_FILLERS
+        filler = low if low in allowed else words[i].lower if words[i].lower in allowed else None
         if filler is not None and _filler_in_context(words, i, filler):
             return [Candidate("", "delete")]
         return []
