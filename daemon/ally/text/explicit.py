@@ -250,8 +250,13 @@ def _lower_case_nouns(d: Path) -> list[str]:
                 if "_" not in w and w[:1].islower():
                     out.add(re.sub(r"\(.*\)$", "", w))
     rows = sorted(out)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    cache.write_text(json.dumps(rows), encoding="utf-8")
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows), encoding="utf-8")
+        tmp.replace(cache)
+    except OSError:  # a read-only cache: rebuilt next time
+        pass
     return rows
 
 

@@ -141,10 +141,13 @@ def cached_synonyms(cache: ModelCache, *, pull: bool = True) -> dict[str, list[s
         except ValueError:
             pass  # a torn write: rebuild
     table = R.load_wordnet_synonyms(cache.files(R.WORDNET_MODEL, pull=pull))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(table), encoding="utf-8")
-    tmp.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:  # a read-only cache: built again next time
+        pass
     return table
 
 
