@@ -188,6 +188,11 @@ def _geonames_rows() -> list[list[str]]:
     return rows
 
 
+_PERSON_AFTER = re.compile(r"['’]s\s+(?:house|place|room|car|mom|mum|dad|parents|birthday|party|wedding|phone"
+                           r"|sister|brother|friend|girlfriend|boyfriend|wife|husband)\b")
+_PERSON_BEFORE = re.compile(r"(?i)\b(?:me|I)\s+and\s+$")
+
+
 @lru_cache(maxsize=1)
 def gazetteer() -> dict[str, Place]:
     """Lower-cased place name → place (the most populous city wins a shared name)."""
@@ -719,9 +724,18 @@ class ExplicitPass:
         for m in _GROUP_RX.finditer(text):
             det, noun = m.group(1), m.group(2)
             if det:
+                # "the girls" is the author's own group only with them ("out with the lads", "me and the girls",
+                # "the boys and I"); elsewhere it is someone else's ("the girls' first tennis practice")
+                own = re.search(r"(?i)\b(?:with|and|me\s+and|us\s+and|for)\s*$", text[:m.start()]) or re.match(
+                    r"(?i)\s+(?:and\s+(?:I|me)|are\s+coming|came\s+over)\b", text[m.end():])
+                if det.lower() == "the" and not own:
+                    continue
+                if text[m.end():m.end() + 1] in ("'", "’"):
+                    continue  # "the ladies' night": a possessive, handled with the noun it qualifies
                 new = "my friends" if det.lower() in ("the", "my") else "our friends"
                 yield Finding(m.start(), m.end(), "gender", m.group(), match_case(det, new))
-            elif _VOCATIVE_BEFORE.search(text[:m.start()]) and re.match(r"\s*(?:[,!.?:)]|$)", text[m.end():]):
+            elif _VOCATIVE_BEFORE.search(text[:m.start()]) and re.match(r"\s*(?:[,!?:)]|\.(?!\.)|$)",
+                                                                        text[m.end():]):
                 yield Finding(m.start(), m.end(), "gender", noun, match_case(noun, "everyone"))
         for m in _KIN_RX.finditer(text):
             word = m.group(1)
@@ -790,6 +804,8 @@ class ExplicitPass:
             ambiguous = low in common or low in _NAME_LIKE or low.split()[-1] in _NOT_PLACES
             if _ORG_AFTER.match(text, e):
                 continue
+            if _PERSON_AFTER.match(text, e) or _PERSON_BEFORE.search(text[:s]):
+                continue  # "Austin's house", "Me and Devon": a person
             if low in ("us", "la") and not name.isupper():
                 continue
             if ambiguous:

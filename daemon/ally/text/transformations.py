@@ -217,9 +217,21 @@ class Exclamations(Transformation):
         return out
 
 
+# A negative contraction before its subject is a question or a tag ("isn't it?", "Why don't you"): written out it
+# is not English ("is not it?"). "it's" after these words is a misspelt possessive ("has it's benefits").
+_SUBJECTS = frozenset({"i", "you", "he", "she", "it", "we", "they", "there", "that", "this", "u", "ya"})
+_POSSESSIVE_SLOT = frozenset({"has", "have", "had", "of", "for", "with", "about", "on", "by", "lost", "lose", "in",
+                              "to", "from", "at", "into", "get", "got", "find", "found", "and", "know", "all"})
+
+
 class ExpandContractions(Transformation):
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
         nxt = words[i + 1].text if i + 1 < len(words) else ""
+        low = words[i].lower.replace("’", "'")
+        if low.endswith("n't") and nxt.lower() in _SUBJECTS:
+            return []
+        if low == "it's" and i > 0 and words[i - 1].lower in _POSSESSIVE_SLOT:
+            return []
         new = expand_contraction(words[i].text, nxt)
         return [Candidate(new, "expand")] if new and new != words[i].text else []
 

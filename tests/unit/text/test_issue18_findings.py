@@ -124,3 +124,33 @@ def test_search_never_swaps_a_verb_out_of_its_pair(protector, level):
         r = protector.protect(post, level)
         assert "keeps stealing" in r.text and "maintains" not in r.text, r.text
         assert broken_phrases(post, r.text) == [], r.text
+
+
+# -- found reading 50 rewrites of `ally eval text` (seed 0) --------------------------------------------------
+
+@pytest.mark.parametrize("words_,i", [
+    (["thats", "statistically", "unlikely", "isn't", "it"], 3),  # "is not it?"
+    (["Why", "don't", "you", "clarify"], 1),  # "Why do not you"
+    (["depression", "has", "it's", "benefits"], 2),  # "has it is benefits"
+])
+def test_contractions_that_cannot_be_written_out_stay(words_, i):
+    from ally.text.tokens import Word
+    from ally.text.transformations import ExpandContractions
+
+    ws, pos = [], 0
+    for j, w in enumerate(words_):
+        ws.append(Word(j, w, pos, pos + len(w)))
+        pos += len(w) + 1
+    assert ExpandContractions().candidates(ws, i) == []
+
+
+def test_prove_to_be_is_locked():
+    text = "hopefully this will prove to be a source of fun"
+    assert any(text[s.start:s.end] == "prove to be" for s in fixed_spans(text))
+
+
+@pytest.mark.parametrize("text", ["Me and Devon had a huge fight just now.",
+                                  "We might go to Austin's house to watch the fire.",
+                                  "So today I went to the girls first tennis practice."])
+def test_people_and_other_peoples_groups_are_not_places_or_my_friends(text):
+    assert rewrite(text) == text
