@@ -191,6 +191,7 @@ def _geonames_rows() -> list[list[str]]:
 _PERSON_AFTER = re.compile(r"['’]s\s+(?:house|place|room|car|mom|mum|dad|parents|birthday|party|wedding|phone"
                            r"|sister|brother|friend|girlfriend|boyfriend|wife|husband)\b")
 _PERSON_BEFORE = re.compile(r"(?i)\b(?:me|I)\s+and\s+$")
+_INITIAL_AFTER = re.compile(r"\s+[A-Z]\.\s?[A-Z]")  # "George W. Bush": a first name
 
 
 @lru_cache(maxsize=1)
@@ -740,6 +741,8 @@ class ExplicitPass:
         for m in _KIN_RX.finditer(text):
             word = m.group(1)
             low = word.lower().replace("’", "'")
+            if re.search(r"(?i)\b(?:so|very|too|such\s+an?|how)\s+$", text[:m.start()]):
+                continue  # "he's like, so uncle": an adjective (old-fashioned), nobody's relative
             is_partner = low in _PARTNER_FORMS
             if is_partner and not self.partners:
                 continue
@@ -804,7 +807,7 @@ class ExplicitPass:
             ambiguous = low in common or low in _NAME_LIKE or low.split()[-1] in _NOT_PLACES
             if _ORG_AFTER.match(text, e):
                 continue
-            if _PERSON_AFTER.match(text, e) or _PERSON_BEFORE.search(text[:s]):
+            if _PERSON_AFTER.match(text, e) or _PERSON_BEFORE.search(text[:s]) or _INITIAL_AFTER.match(text, e):
                 continue  # "Austin's house", "Me and Devon": a person
             if low in ("us", "la") and not name.isupper():
                 continue

@@ -44,9 +44,14 @@ _PHRASAL = re.compile(r"(?i)\b[a-z]+(?:ed|s|ing)?\s+(?:up|out|off|down|over|away
                       r"|hall|corridor)\b)")
 
 
+# Pieces of a hyphenated or slashed compound are not words of their own ("mag-suicide" → "magazine-suicide").
+_COMPOUND = re.compile(r"\b[A-Za-z]+(?:[-/][A-Za-z]+)+\b")
+
+
 def fixed_spans(text: str) -> list[Span]:
     """Spans whose words the adversarial pass must not touch."""
     spans = [Span(m.start(), m.end(), "fixed-phrase") for m in _IDIOM_RX.finditer(text)]
+    spans += [Span(m.start(), m.end(), "compound") for m in _COMPOUND.finditer(text)]
     spans += [Span(m.start(), m.end(), "fixed-phrase") for m in _CATENATIVE.finditer(text)]
     spans += [Span(m.start(), m.end(), "fixed-phrase") for m in _PHRASAL.finditer(text)]
     return spans

@@ -150,8 +150,8 @@ def _filler_in_context(words: Sequence[Word], i: int, low: str) -> bool:
 # Interjections and laughter: tone, which medium and high tone down. The other fillers ("just", "honestly",
 # "really") are the author's voice: only high deletes them (issue 18).
 TONE_FILLERS = frozenset({"lol", "lmao", "rofl", "haha", "hahaha", "hehe", "hehehe", "heh", "lolz", "um", "umm",
-                          "uh", "er", "erm", "ugh", "yay", "wow", "omg", "hmm", "hmmm", "meh", "aww", "awww",
-                          "woohoo", "yikes", "gosh"})
+                          "uh", "er", "erm", "ugh", "omg", "hmm", "hmmm", "meh", "aww", "awww",
+                          "yikes", "gosh"})  # not "yay", "wow": they say how the author feels about it
 
 
 @dataclass
@@ -179,7 +179,8 @@ def expand_contraction(word: str, next_word: str = "") -> str | None:
     else:
         for suffix, full in _SUFFIXES:
             if low.endswith(suffix) and len(low) > len(suffix):
-                if suffix == "'s" and (next_word.lower() in _HAS_NEXT or low[:-2] not in _IS_HOSTS):
+                if suffix == "'s" and (next_word.lower() in _HAS_NEXT or low[:-2] not in _IS_HOSTS
+                                       or next_word.lower().endswith(("ed", "en"))):  # "it's improved": has
                     return None  # "it's been" (has); "John's" (possessive)
                 new = low[:-len(suffix)] + full
                 break
@@ -328,6 +329,7 @@ class Synonyms(Transformation):
             for syn in self.table.get(lemma, ()):
                 new = self._inflect(syn, rule)
                 if new and new not in seen and new not in GENDERED and (not rule or not syn.endswith(rule)) \
+                        and low not in new and new not in low \
                         and self._same_inflection(low, new) and common_enough(low, new) \
                         and new not in self.banned and syn not in self.banned:
                     seen.add(new)

@@ -154,3 +154,40 @@ def test_prove_to_be_is_locked():
                                   "So today I went to the girls first tennis practice."])
 def test_people_and_other_peoples_groups_are_not_places_or_my_friends(text):
     assert rewrite(text) == text
+
+
+# -- found reading 50 more rewrites (seed 5), after the fixes above ------------------------------------------
+
+def test_a_synonym_is_not_the_same_word_with_more_letters():
+    from ally.text.tokens import words
+    from ally.text.transformations import Synonyms
+
+    table = {"wood": ["woods", "forest"], "specially": ["especially", "peculiarly"]}
+    for text, i, bad in (("a yellow wood", 2, "woods"), ("the specially designed glasses", 1, "especially")):
+        news = [c.new for c in Synonyms(table).candidates(words(text), i)]
+        assert bad not in news, news
+
+
+def test_pieces_of_compounds_are_locked():
+    text = "Ayokong mag-suicide, masyadong common."
+    assert any(text[s.start:s.end] == "mag-suicide" for s in fixed_spans(text))
+
+
+def test_has_before_a_participle_is_not_written_as_is():
+    from ally.text.transformations import expand_contraction
+
+    assert expand_contraction("it's", "improved") is None
+
+
+def test_yay_is_not_a_filler_at_medium():
+    from ally.text.tokens import words
+    from ally.text.transformations import DeleteFillers
+
+    assert DeleteFillers(voice=False).candidates(words("Yay no more trips"), 0) == []
+    assert DeleteFillers(voice=False).candidates(words("haha no more trips"), 0) != []
+
+
+@pytest.mark.parametrize("text", ["on da fone wif kenny. he's like, so uncle.",
+                                  "The antipathy I feel for George W. Bush is consuming me."])
+def test_adjective_kin_words_and_first_names_with_an_initial_stay(text):
+    assert rewrite(text) == text
