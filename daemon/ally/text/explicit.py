@@ -191,6 +191,20 @@ def _geonames_rows() -> list[list[str]]:
 _PERSON_AFTER = re.compile(r"['’]s\s+(?:house|place|room|car|mom|mum|dad|parents|birthday|party|wedding|phone"
                            r"|sister|brother|friend|girlfriend|boyfriend|wife|husband)\b")
 _PERSON_BEFORE = re.compile(r"(?i)\b(?:me|I)\s+and\s+$")
+_FIRST_NAME_BEFORE = re.compile(r"(?<![.!?\n]\s)(?<!^)\b([A-Z][a-z]+)\s+$")
+_NOT_FIRST_NAMES = frozenset("""in from to at near visiting visit north south east west new old upper lower greater
+central downtown fort port saint st mount lake san santa los las el la le de du van von""".split())
+
+
+def _surname(text: str, s: int) -> bool:
+    """A single capitalised word after another one inside a sentence is a surname ("Victoria Holt")."""
+    m = _FIRST_NAME_BEFORE.search(text[:s])
+    if not m or _start_of_sentence(text, m.start(1)) or m.group(1).lower() in _NOT_FIRST_NAMES:
+        return False
+    first = m.group(1).lower()
+    return first not in gazetteer() or first in _NAME_LIKE
+
+
 _INITIAL_AFTER = re.compile(r"\s+[A-Z]\.\s?[A-Z]")  # "George W. Bush": a first name
 
 
@@ -807,7 +821,8 @@ class ExplicitPass:
             ambiguous = low in common or low in _NAME_LIKE or low.split()[-1] in _NOT_PLACES
             if _ORG_AFTER.match(text, e):
                 continue
-            if _PERSON_AFTER.match(text, e) or _PERSON_BEFORE.search(text[:s]) or _INITIAL_AFTER.match(text, e):
+            if _PERSON_AFTER.match(text, e) or _PERSON_BEFORE.search(text[:s]) or _INITIAL_AFTER.match(text, e) \
+                    or _surname(text, s):
                 continue  # "Austin's house", "Me and Devon": a person
             if low in ("us", "la") and not name.isupper():
                 continue

@@ -30,7 +30,7 @@ IDIOMS = (
     "in a while", "once in a while", "every now and then", "now and then", "first thing", "last minute",
     "make it", "made it", "take care", "fingers crossed", "wish me luck", "send help", "brb", "can't wait",
     "cannot wait", "look forward", "looking forward", "feel free", "never mind", "no wonder", "you know",
-    "prove to be", "proves to be", "proved to be", "proven to be", "turn out", "turned out", "turns out",
+    "of cos", "of coz", "prove to be", "proves to be", "proved to be", "proven to be", "turn out", "turned out", "turns out",
 )
 _IDIOM_RX = re.compile(r"(?i)(?<![\w'])(?:" + "|".join(re.escape(p).replace("'", "['’]") for p in
                                                     sorted(IDIOMS, key=len, reverse=True)) + r")(?![\w'])")
@@ -46,12 +46,17 @@ _PHRASAL = re.compile(r"(?i)\b[a-z]+(?:ed|s|ing)?\s+(?:up|out|off|down|over|away
 
 # Pieces of a hyphenated or slashed compound are not words of their own ("mag-suicide" → "magazine-suicide").
 _COMPOUND = re.compile(r"\b[A-Za-z]+(?:[-/][A-Za-z]+)+\b")
+# Quoted text keeps its form (a quote, a sign), and so does a word written with a leading apostrophe ('cuz, 'til).
+_QUOTED = re.compile(r"\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”")
+_APOSTROPHE_WORD = re.compile(r"(?<![\w'’])['’][A-Za-z]+")
 
 
 def fixed_spans(text: str) -> list[Span]:
     """Spans whose words the adversarial pass must not touch."""
     spans = [Span(m.start(), m.end(), "fixed-phrase") for m in _IDIOM_RX.finditer(text)]
     spans += [Span(m.start(), m.end(), "compound") for m in _COMPOUND.finditer(text)]
+    spans += [Span(m.start(), m.end(), "quoted") for m in _QUOTED.finditer(text)]
+    spans += [Span(m.start(), m.end(), "apostrophe") for m in _APOSTROPHE_WORD.finditer(text)]
     spans += [Span(m.start(), m.end(), "fixed-phrase") for m in _CATENATIVE.finditer(text)]
     spans += [Span(m.start(), m.end(), "fixed-phrase") for m in _PHRASAL.finditer(text)]
     return spans

@@ -112,8 +112,7 @@ class Normalise(Transformation):
                 out.append(Candidate(single, "normalise"))
             else:
                 out += [Candidate(squeezed, "normalise"), Candidate(single, "normalise")]
-        if w.isupper() and len(w) > 2:
-            out.append(Candidate(w.lower() if i > 0 else w.capitalize(), "normalise"))
+        # shouted words keep their form (issue 18): no lower-casing of "REALLY"
         return out
 
 
@@ -359,8 +358,11 @@ class Compose(Transformation):
     parts: list[Transformation]
 
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        shouted = words[i].text.isupper() and len(words[i].text) > 1
         seen, out = set(), []
         for p in self.parts:
+            if shouted and isinstance(p, (Synonyms, Register)):
+                continue  # "it really ROCKS!" → "STONES": a shouted word keeps its form
             for c in p.candidates(words, i):
                 if c.new not in seen and c.new != words[i].text:
                     seen.add(c.new)

@@ -191,3 +191,27 @@ def test_yay_is_not_a_filler_at_medium():
                                   "The antipathy I feel for George W. Bush is consuming me."])
 def test_adjective_kin_words_and_first_names_with_an_initial_stay(text):
     assert rewrite(text) == text
+
+
+# -- found reading 50 more rewrites (seed 9), after the fixes above ------------------------------------------
+
+def test_shouted_words_get_no_synonym():
+    from ally.text.tokens import words
+    from ally.text.transformations import Compose, Register, Synonyms
+
+    ws = words("it really ROCKS!")
+    assert Compose([Synonyms({"rock": ["stone"]}), Register()]).candidates(ws, 2) == []
+
+
+@pytest.mark.parametrize("text,piece", [('"If it\'s bad, it\'s experience." - a quote', "it's experience"),
+                                        ("check it every 30 minutes 'cuz i can't believe it", "'cuz"),
+                                        ("for free of cos", "of cos")])
+def test_quotes_apostrophe_words_and_of_cos_are_locked(text, piece):
+    spans = fixed_spans(text)
+    start = text.index(piece)
+    assert any(s.start <= start and start + len(piece) <= s.end for s in spans), piece
+
+
+def test_a_surname_that_is_also_a_town_is_a_person():
+    text = '"Never regret." - Victoria Holt. This is an interesting quote.'
+    assert rewrite(text) == text
