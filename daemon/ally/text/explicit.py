@@ -188,6 +188,10 @@ def _geonames_rows() -> list[list[str]]:
     return rows
 
 
+_NAME_KIN = frozenset("mom mum mama momma mommy mummy dad daddy papa grandma grandpa granny nana gramps".split())
+_KIN_TITLE = re.compile(r"\b(Aunt|Auntie|Uncle|Grandma|Grandpa|Granny|Nana|Gramps|Grandad|Granddad)\s(?=[A-Z][a-z]+)")
+_MY_KIN_S = re.compile(r"(?i)\b(my|our)\s+(moms|mums|dads|mothers|fathers|sisters|brothers|grandmas|grandpas)"
+                       r"(?=\s+(?!and\b|are\b|were\b|have\b|both\b|all\b|who\b|live\b|came\b|went\b)[a-z]+)")
 _PERSON_AFTER = re.compile(r"['’]s\s+(?:house|place|room|car|mom|mum|dad|parents|birthday|party|wedding|phone"
                            r"|sister|brother|friend|girlfriend|boyfriend|wife|husband)\b")
 _PERSON_BEFORE = re.compile(r"(?i)\b(?:me|I)\s+and\s+$")
@@ -752,6 +756,13 @@ class ExplicitPass:
             elif _VOCATIVE_BEFORE.search(text[:m.start()]) and re.match(r"\s*(?:[,!?:)]|\.(?!\.)|$)",
                                                                         text[m.end():]):
                 yield Finding(m.start(), m.end(), "gender", noun, match_case(noun, "everyone"))
+        for m in _KIN_TITLE.finditer(text):  # "Aunt Rosemary" → "Rosemary": the name stays, the title goes
+            yield Finding(m.start(), m.end(1) + 1, "kinship", text[m.start():m.end(1) + 1], "")
+        for m in _MY_KIN_S.finditer(text):  # "my moms booty" (mom's, no apostrophe) → "my parent's"
+            single = m.group(2).lower()[:-1]
+            new = _KIN_FORMS.get(single)
+            if new:
+                yield Finding(m.start(2), m.end(2), "kinship", m.group(2), match_case(m.group(2), new + "'s"))
         for m in _KIN_RX.finditer(text):
             word = m.group(1)
             low = word.lower().replace("’", "'")
@@ -770,9 +781,14 @@ class ExplicitPass:
                     and not re.match(r"[-\w]*\s+(?:of|here)\b", text[m.end():]) and low not in ("son", "brother",
                                                                                             "sister", "daughter"):
                 det = "My " if _start_of_sentence(text, m.start()) else "my "
-                if _VOCATIVE_BEFORE.search(text[:m.start()]) and not _start_of_sentence(text, m.start()):
-                    det = ""
+                if _VOCATIVE_BEFORE.search(text[:m.start()]) and not _start_of_sentence(text, m.start()) \
+                        and re.match(r"\s*(?:[,!?.]|$)", text[m.end():]):
+                    det = ""  # "thanks, Mom!" (a vocative); "okay papa just called" is a subject
                 yield Finding(m.start(), m.end(), "partner" if is_partner else "kinship", word, det + new)
+            elif (low in _NAME_KIN and prev not in _DETERMINERS and not prev.endswith(("'s", "’s"))
+                  and re.match(r"\s+(?:just|said|says|called|calls|is|was|told|tells|came|made|wants|got|has|had"
+                               r"|will|can|texted|asked|thinks|thought)\b", text[m.end():])):
+                yield Finding(m.start(), m.end(), "kinship", word, "my " + new)  # "okay papa just called"
             else:
                 yield Finding(m.start(), m.end(), "partner" if is_partner else "kinship", word,
                               match_case(word, new))
@@ -832,8 +848,8 @@ class ExplicitPass:
                 if not (capital and after_prep and not _start_of_sentence(text, s)) and not lower_city:
                     continue
             elif not capital:
-                if not after_prep or len(low) < 4:
-                    continue
+                if not after_prep or len(low) < 4 or low.split()[-1] in common:
+                    continue  # "from the valley of ...": a lower-case common word is not "The Valley"
             elif _start_of_sentence(text, s) and len(name.split()) == 1 and low in common:
                 continue
             seen.add(s)

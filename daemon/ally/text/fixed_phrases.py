@@ -30,7 +30,7 @@ IDIOMS = (
     "in a while", "once in a while", "every now and then", "now and then", "first thing", "last minute",
     "make it", "made it", "take care", "fingers crossed", "wish me luck", "send help", "brb", "can't wait",
     "cannot wait", "look forward", "looking forward", "feel free", "never mind", "no wonder", "you know",
-    "of cos", "of coz", "prove to be", "proves to be", "proved to be", "proven to be", "turn out", "turned out", "turns out",
+    "of cos", "of coz", "supposed to", "suppose to", "used to", "ought to", "prove to be", "proves to be", "proved to be", "proven to be", "turn out", "turned out", "turns out",
 )
 _IDIOM_RX = re.compile(r"(?i)(?<![\w'])(?:" + "|".join(re.escape(p).replace("'", "['’]") for p in
                                                     sorted(IDIOMS, key=len, reverse=True)) + r")(?![\w'])")

@@ -215,3 +215,21 @@ def test_quotes_apostrophe_words_and_of_cos_are_locked(text, piece):
 def test_a_surname_that_is_also_a_town_is_a_person():
     text = '"Never regret." - Victoria Holt. This is an interesting quote.'
     assert rewrite(text) == text
+
+
+# -- found reading 50 more rewrites (seed 13), after the fixes above -----------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ("I felt closer to my Godmother, my father's sister Aunt Rosemary, than to anyone.",
+     "I felt closer to my Godmother, my parent's sibling Rosemary, than to anyone."),
+    ("my fucken haircut sucks my moms booty crack.", "my fucken haircut sucks my parent's booty crack."),
+    ("shut up ah. okay papa just called.", "shut up ah. okay my parent just called."),
+    ("live from the valley of hte half slit wrist", "live from the valley of hte half slit wrist"),
+])
+def test_titles_possessives_subjects_and_common_words(text, expected):
+    assert rewrite(text) == expected
+
+
+def test_supposed_to_is_locked():
+    text = "i went even though i am not suppose to"
+    assert any(text[s.start:s.end] == "suppose to" for s in fixed_spans(text))
