@@ -194,7 +194,7 @@ _MY_KIN_S = re.compile(r"(?i)\b(my|our)\s+(moms|mums|dads|mothers|fathers|sister
                        r"(?=\s+(?!and\b|are\b|were\b|have\b|both\b|all\b|who\b|live\b|came\b|went\b)[a-z]+)")
 _PERSON_AFTER = re.compile(r"['’]s\s+(?:house|place|room|car|mom|mum|dad|parents|birthday|party|wedding|phone"
                            r"|sister|brother|friend|girlfriend|boyfriend|wife|husband)\b")
-_PERSON_BEFORE = re.compile(r"(?i)\b(?:me|I)\s+and\s+$")
+_PERSON_BEFORE = re.compile(r"(?i)(?:\b(?:me|I)\s+and|\b(?:i'm|i’m|im|i\s+am|this\s+is|name\s+is|call\s+me))\s+$")
 _FIRST_NAME_BEFORE = re.compile(r"(?<![.!?\n]\s)(?<!^)\b([A-Z][a-z]+)\s+$")
 _NOT_FIRST_NAMES = frozenset("""in from to at near visiting visit north south east west new old upper lower greater
 central downtown fort port saint st mount lake san santa los las el la le de du van von""".split())
@@ -684,6 +684,8 @@ class ExplicitPass:
         for m in _BIRTHDAY.finditer(text):  # "my 16th birthday" → "my birthday"
             yield Finding(m.start(2), m.start(3), "age", text[m.start(2):m.start(3)], "")
         for m in _BIRTH_YEAR.finditer(text):
+            if re.search(r"(?i)\bbe\s+$", text[:m.start()]):
+                continue  # "babies who are going to be born in 2004": someone else's, still to come
             y = m.group(1)
             year = int(y) if not y.startswith(("'", "’")) else (1900 + int(y[1:]) if int(y[1:]) > 30 else 2000 + int(y[1:]))
             new = f"the {year // 10 * 10}s" if g == "coarse" else "[year]"
@@ -781,8 +783,7 @@ class ExplicitPass:
                     and not re.match(r"[-\w]*\s+(?:of|here)\b", text[m.end():]) and low not in ("son", "brother",
                                                                                             "sister", "daughter"):
                 det = "My " if _start_of_sentence(text, m.start()) else "my "
-                if _VOCATIVE_BEFORE.search(text[:m.start()]) and not _start_of_sentence(text, m.start()) \
-                        and re.match(r"\s*(?:[,!?.]|$)", text[m.end():]):
+                if _VOCATIVE_BEFORE.search(text[:m.start()]) and re.match(r"\s*(?:[,!?.]|$)", text[m.end():]):
                     det = ""  # "thanks, Mom!" (a vocative); "okay papa just called" is a subject
                 yield Finding(m.start(), m.end(), "partner" if is_partner else "kinship", word, det + new)
             elif (low in _NAME_KIN and prev not in _DETERMINERS and not prev.endswith(("'s", "’s"))
@@ -838,7 +839,7 @@ class ExplicitPass:
             if _ORG_AFTER.match(text, e):
                 continue
             if _PERSON_AFTER.match(text, e) or _PERSON_BEFORE.search(text[:s]) or _INITIAL_AFTER.match(text, e) \
-                    or _surname(text, s):
+                    or _surname(text, s) or (re.match(r"\s+and\s+I\b", text[e:]) and not after_prep):
                 continue  # "Austin's house", "Me and Devon": a person
             if low in ("us", "la") and not name.isupper():
                 continue

@@ -66,7 +66,7 @@ _ELONGATED = re.compile(r"(\w)\1{2,}")
 
 # Informal or emotive words → the plain word for the same thing (hand-written; meaning kept).
 REGISTER: dict[str, str] = {
-    "awesome": "great", "amazing": "great", "anyways": "anyway", "stuff": "things", "kids": "children",
+    "awesome": "great", "anyways": "anyway", "stuff": "things", "kids": "children",
     "kid": "child", "maybe": "perhaps", "cute": "sweet", "adorable": "sweet", "gorgeous": "beautiful",
     "yummy": "tasty", "fave": "favorite", "fav": "favorite", "folks": "people", "till": "until",
 }
