@@ -74,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces: at most this many probe photos per person (0 = every photo; slow)")
     e.add_argument("--evaluators", default="dlib-resnet,faceapi-resnet", help="faces: held-out recognizers")
     e.add_argument("--tables", default="current",
-                   help="faces: level tables on the same photos: current, v1 (the levels before issue 9), fawkes")
+                   help="faces: level tables on the same photos: current, v2, v1 (the levels before issue 9), fawkes")
+    e.add_argument("--chips-only", action="store_true", help="faces: only the 150 px face chips (fast)")
+    e.add_argument("--person-level", action="store_true",
+                   help="faces: each person has enrolled up to 3 other photos of themselves (ally me add)")
+    e.add_argument("--decoys", choices=["person", "photo", "none"], default="person",
+                   help="faces: one decoy per person (uploads agree), per photo (uploads drift apart), or none")
     e.add_argument("--split", choices=["tune", "report", "all"], default="all",
                    help="faces: which half of the people (tune on one, report on the other)")
     e.add_argument("--quick", action="store_true",

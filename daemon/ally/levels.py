@@ -71,15 +71,15 @@ class CloakSettings:
 # against dlib's recognizer, reported on the `report` split.
 FACE_CLOAK: dict[Level, CloakSettings] = {
     Level.LOW: CloakSettings(
-        eps=10 / 255, eps_floor=0.35, steps=20, step_size=2 / 255, face_px=224,
+        eps=10 / 255, eps_floor=0.35, steps=16, step_size=2 / 255, face_px=224,
         jpeg_quality=(70.0, 90.0), site_long_edges=(1080, 2048), min_ssimulacra2=80.0, other_crops=True, calibrate=True,
     ),
     Level.MEDIUM: CloakSettings(
-        eps=14 / 255, eps_floor=0.35, steps=30, step_size=2.5 / 255, face_px=224,
+        eps=14 / 255, eps_floor=0.35, steps=24, step_size=2.5 / 255, face_px=224,
         jpeg_quality=(70.0, 90.0), site_long_edges=(1080, 2048), min_ssimulacra2=70.0, other_crops=True, calibrate=True,
     ),
     Level.HIGH: CloakSettings(
-        eps=20 / 255, eps_floor=0.4, steps=50, step_size=3 / 255, face_px=256,
+        eps=20 / 255, eps_floor=0.4, steps=40, step_size=3 / 255, face_px=256,
         jpeg_quality=(65.0, 90.0), site_long_edges=(1080, 2048), min_ssimulacra2=60.0, other_crops=True, calibrate=True,
     ),
 }

@@ -183,6 +183,7 @@ def evaluate(
     per photo: their uploads drift apart) or ``none``.
     """
     galleries = galleries or clean_descriptors(data, evaluators)
+    engine.references = None  # never the evaluating user's own enrolment; person_level sets each owner's below
     kind = {p.id: p.kind for p in data.photos.values()}
     counted = [f for p in probes for f in p.faces if identities is None or f.identity in identities]
     everyone = [f for p in data.photos.values() for f in p.faces if identities is None or f.identity in identities]
@@ -252,7 +253,7 @@ def evaluate(
 def evaluate_tables(
     config: Config, cache, data: EvalSet, evaluators: list[Evaluator], levels: dict[str, list[Level]],
     probes: list[LabelledPhoto], crops: Path | None = None, identities: set[str] | None = None, log=print,
-    device: torch.device | None = None,
+    device: torch.device | None = None, person_level: bool = False, decoys: str = "person",
 ) -> dict:
     """:func:`evaluate` for each level table (``levels``: table name → its levels), on the same photos, merged.
 
@@ -264,6 +265,7 @@ def evaluate_tables(
         engine = Engine(config, cache, device=device, levels=level_table(table))
         engine.warm_up()
         result = evaluate(engine, data, evaluators, lvs, probes, crops=crops, table=table, identities=identities,
+                          person_level=person_level, decoys=decoys,
                           baseline=i == 0, log=log, galleries=galleries)
         if merged is None:
             merged = result
@@ -296,6 +298,8 @@ def run_eval_faces(args: argparse.Namespace) -> int:
     probes = data.probes(per_identity, identities)
     if args.quick:
         probes = quick_probes(probes)
+    if getattr(args, "chips_only", False):
+        probes = [p for p in probes if p.kind == "chip"]
     evaluators = load_evaluators(cache, args.evaluators.split(","))
     counted = sum(1 for p in probes for f in p.faces if f.identity in identities)
     print(f"split {args.split}{' (quick)' if args.quick else ''}: {len(probes)} probe photos "
@@ -303,10 +307,13 @@ def run_eval_faces(args: argparse.Namespace) -> int:
           f"{len(identities)} people; tables: {', '.join(tables)}; evaluators: {', '.join(e.name for e in evaluators)}")
     args.out.mkdir(parents=True, exist_ok=True)
     result = evaluate_tables(config, cache, data, evaluators, levels, probes, crops=args.out / "crops",
-                             identities=identities)
+                             identities=identities, person_level=getattr(args, "person_level", False),
+                             decoys=getattr(args, "decoys", "person"))
     result["settings"] = {"levels": [lv.value for lv in requested], "per_identity": per_identity,
                           "split": args.split, "identities": sorted(identities), "quick": args.quick,
-                          "surrogates": list(config.surrogates)}
+                          "surrogates": list(config.surrogates),
+                          "person_level": getattr(args, "person_level", False), "decoys": getattr(args, "decoys", "person"),
+                          "chips_only": getattr(args, "chips_only", False)}
     (args.out / "faces.json").write_text(json.dumps(result, indent=2, default=str))
     text = write_report(result, args.out)
     print(text)
