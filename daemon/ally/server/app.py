@@ -26,14 +26,15 @@ from .auth import LOOPBACK, authenticate, host_allowed, rejection
 from . import logs
 from .engines import Engines, device_name
 from .errors import ErrorCode, ProtocolError
+from .handlers import DISPATCH
 from .imagecheck import HeaderChecks
 from .jobs import JobManager
-from .keys import BROKER, CHECKS, ENGINES, JOBS, LIMITS, LOCAL_TOKEN, PAIRINGS, SESSIONS, SETTINGS, \
+from .keys import BROKER, CHECKS, ENGINES, JOBS, LIMITS, LOCAL_TOKEN, PAIRINGS, SETTINGS, \
     DaemonSettings
 from .limits import Limits
 from .pairing import PairingBroker, PairingRegistry
 from .protocol import PAIRING, PROTOCOL_VERSION
-from .session import AllySocket, Session, SessionRegistry
+from .session import SESSIONS, AllySocket, Session, SessionRegistry
 from .store import SecretStore
 
 logger = logging.getLogger(__name__)
@@ -223,7 +224,7 @@ async def _websocket(request: web.Request, started: list[web.WebSocketResponse])
                     heartbeat=HEARTBEAT_S)
     if not ws.can_prepare(request).ok:
         return _closing(rejection(ProtocolError(ErrorCode.INVALID_MESSAGE, "not a websocket upgrade request")))
-    session = Session(app, ws, peer, port, request.transport)
+    session = Session(app, ws, peer, port, DISPATCH, request.transport)
     sessions.sessions.add(session)  # counted from here on, before the first await
     started.append(ws)
     try:
