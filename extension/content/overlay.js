@@ -33,8 +33,9 @@
     ins { background: #dcfce7; color: #166534; text-decoration: none; }
     del + ins { margin-left: 3px; }
     .thumbs { display: flex; gap: 6px; margin-top: 8px; }
-    .thumbs figure { margin: 0; flex: 1; text-align: center; font-size: 11px; color: #64748b; }
-    .thumbs img { width: 100%; height: 96px; object-fit: cover; border-radius: 4px; border: 1px solid #e2e8f0; }
+    .thumbs figure { margin: 0; flex: 1; min-width: 0; text-align: center; font-size: 11px; color: #64748b; }
+    .thumbs img { width: 100%; height: 96px; box-sizing: border-box; object-fit: cover; border-radius: 4px;
+      border: 1px solid #e2e8f0; display: block; }
     .box[data-state=warn] .dot { background: #d97706; }
     [hidden] { display: none !important; }
   `;
