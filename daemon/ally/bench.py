@@ -1,7 +1,10 @@
 """``ally bench``: seconds per photo, peak memory and visibility, per level, for 1 MP / 12 MP photos, 1 / 5 faces.
 
-Visibility is SSIMULACRA2 and Butteraugli of the protected photo against the original at native resolution,
-whole and per face (eval/visibility.py), measured after the timing and outside it.
+Visibility is SSIMULACRA2 and Butteraugli of the protected photo as written (the output encoder's round trip)
+against the original at the size that was cloaked, whole and per head (eval/visibility.py: the face box grown by
+a quarter each side), measured after the timing and outside it. ``--site NAME`` first brings the photo to what the
+site serves and writes it as the site's profile says (``ally.imaging.serve``), inside the timing. The held-out
+receipt is inside the timing too.
 
 The photos are made from the real sample photos in the model cache: a crop around one face (or five) resized
 to the target pixel count. Each case runs in a fresh subprocess so that its peak memory is its own
@@ -64,7 +67,7 @@ def make_case_photo(megapixels: float, faces: int) -> np.ndarray:
 
 
 def _child(case: str, level: str, device: str, repeat: int, table: str = "current", vis: bool = True,
-           protect: str = "faces,metadata") -> dict:
+           protect: str = "faces,metadata", site_name: str = "") -> dict:
     """Runs inside the subprocess: one case, one level."""
     import resource
 
@@ -75,8 +78,10 @@ def _child(case: str, level: str, device: str, repeat: int, table: str = "curren
     from .eval import visibility
     from .eval.tables import level_table
     from .imaging.io import load_image
+    from .imaging.serve import prepare, round_trip
     from .levels import Level
     from .protections import parse_protections
+    from .sites import profile
 
     protections = parse_protections(protect)
     megapixels, faces = CASES[case]
@@ -87,21 +92,27 @@ def _child(case: str, level: str, device: str, repeat: int, table: str = "curren
     png = io.BytesIO()
     Image.fromarray(rgb).save(png, "PNG")
     image = load_image(png.getvalue())
+    site = profile(site_name) if site_name else None
     times = []
     found = 0
     for _ in range(repeat):
         if engine.device.type == "cuda":
             torch.cuda.synchronize()
-        start = time.perf_counter()
-        result = engine.protect(image, Level.parse(level), protections=protections)
+        start = time.perf_counter()  # the resize to the site's size is part of the job
+        served = prepare(image, site=site)
+        written = round_trip(served)
+        result = engine.protect(served.image, Level.parse(level), protections=protections, site=site, written=written)
         if engine.device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
         found = len(result.faces)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the visibility measures
     gpu_mb = torch.cuda.max_memory_allocated() / 2**20 if engine.device.type == "cuda" else None
-    seen = visibility.measure(rgb, result.rgb, [f.box for f in result.faces]).to_dict() if vis else None
+    # Visibility on the file as written (the site's size and encoder), against the photo at that size.
+    seen = visibility.measure(served.image.rgb, written(result.rgb), [f.box for f in result.faces]).to_dict() \
+        if vis else None
     return {"case": case, "level": level, "table": table, "protect": protect, "device": str(engine.device),
+            "site": site_name or None, "served": [served.image.width, served.image.height],
             "faces_found": found,
             "visibility": seen,
             "pixels": int(rgb.shape[0] * rgb.shape[1]), "seconds": min(times), "seconds_all": times,
@@ -135,7 +146,7 @@ def run_bench(args: argparse.Namespace) -> int:
     for case in cases:
         for level in levels:
             cmd = [sys.executable, "-m", "ally.bench", case, level, device, str(args.repeat), table, str(int(vis)),
-                   protect]
+                   protect, getattr(args, "site", None) or ""]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{case:12} {level:7} failed:\n{proc.stderr}", file=sys.stderr)
@@ -152,5 +163,5 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    case, level, device, repeat, table, vis, protect = sys.argv[1:8]
-    print(json.dumps(_child(case, level, device, int(repeat), table, vis == "1", protect)))
+    case, level, device, repeat, table, vis, protect, site_arg = sys.argv[1:9]
+    print(json.dumps(_child(case, level, device, int(repeat), table, vis == "1", protect, site_arg)))

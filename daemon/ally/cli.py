@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
     p.add_argument("--protect", type=_protections, metavar="LIST", help=PROTECT_HELP)
     p.add_argument("--expression-target", choices=EXPRESSION_TARGETS, help=EXPRESSION_TARGET_HELP)
+    from .commands.site_args import add_site_arguments  # issue 17: serve-size protection
+
+    add_site_arguments(p)
 
     d = sub.add_parser("demo", help="pull the models and protect a bundled sample photo")
     d.add_argument("-o", "--output-dir", type=Path, default=Path("ally-demo"))
@@ -71,7 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="faces: at most this many probe photos per person (0 = every photo; slow)")
     e.add_argument("--evaluators", default="dlib-resnet,faceapi-resnet", help="faces: held-out recognizers")
     e.add_argument("--tables", default="current",
-                   help="faces: level tables on the same photos: current, v1 (the levels before issue 9), fawkes")
+                   help="faces: level tables on the same photos: current, v2, v1 (the levels before issue 9), fawkes")
+    e.add_argument("--chips-only", action="store_true", help="faces: only the 150 px face chips (fast)")
+    e.add_argument("--person-level", action="store_true",
+                   help="faces: each person has enrolled up to 3 other photos of themselves (ally me add)")
+    e.add_argument("--decoys", choices=["person", "photo", "none"], default="person",
+                   help="faces: one decoy per person (uploads agree), per photo (uploads drift apart), or none")
     e.add_argument("--split", choices=["tune", "report", "all"], default="all",
                    help="faces: which half of the people (tune on one, report on the other)")
     e.add_argument("--quick", action="store_true",
@@ -116,16 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeat", type=int, default=1)
     b.add_argument("--out", type=Path, default=Path("artifacts/bench"))
     b.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"])
-    b.add_argument("--table", default="current", choices=["current", "v1", "fawkes"], help="level table")
+    b.add_argument("--table", default="current", choices=["current", "v2", "v1", "fawkes"], help="level table")
+    b.add_argument("--site", help="bring each photo to what this site serves first, as `ally protect --site` does")
     b.add_argument("--no-visibility", action="store_true", help="skip SSIMULACRA2 / Butteraugli (slow at 12 MP)")
     b.add_argument("--cases", default="1MP-1face,1MP-5faces,12MP-1face,12MP-5faces", help="photo cases to run")
     b.add_argument("--protect", default="faces,metadata",
                    help="what to protect, e.g. faces,emotion,metadata (to compare the cost of hiding expressions)")
+    from .commands.me import add_me_parser  # issue 17: "protect me"
+
+    add_me_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         if args.command == "models":
             from .commands.models import run_models
@@ -133,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             return run_models(args, default_cache())
         if args.command == "protect":
             from .commands.protect import run_protect
+            from .commands.site_args import check_site_arguments
+
+            check_site_arguments(parser, args)
 
             return run_protect(args)
         if args.command == "demo":
@@ -175,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
             from .bench import run_bench
 
             return run_bench(args)
+        if args.command == "me":
+            from .commands.me import run_me
+
+            return run_me(args)
     except (ConfigError, CacheError) as e:
         print(f"ally: error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -40,6 +40,7 @@ class Config:
     extension_ids: tuple[str, ...] = ()  # if set, only these browser extensions may pair with the daemon
     protect: frozenset[str] = DEFAULT_PROTECTIONS  # what a photo gets by default: faces, emotion, metadata
     expression_target: str = "away"  # with emotion: away from the face's own expression, or toward "neutral"
+    only_me: bool = False  # "protect me": cloak only the faces that match the user's references (ally me add)
 
 
 def config_dir() -> Path:
@@ -82,9 +83,9 @@ def _coerce(name: str, value: object) -> object:
         if value not in EXPRESSION_TARGETS:
             raise ConfigError(f"expression_target must be one of {', '.join(EXPRESSION_TARGETS)}")
         return value
-    if name == "decoy":
+    if name in ("decoy", "only_me"):
         if not isinstance(value, bool):
-            raise ConfigError("decoy must be true or false")
+            raise ConfigError(f"{name} must be true or false")
         return value
     if name in ("device", "decoy_seed"):
         if not isinstance(value, str):

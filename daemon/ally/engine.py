@@ -5,6 +5,7 @@ The CLI and the daemon both go through ``Engine``; neither knows how a protectio
 
 from __future__ import annotations
 
+import io
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +19,10 @@ from ally_models.dlib_runtime import DlibFaceRecognizer
 
 from .config import Config
 from .device import best_device
+from .enrol import Enrolment, embed_face, largest_face
 from .faces.detect import Face, FaceDetector
-from .imaging.io import LoadedImage
+from .me import MeStore
+from .imaging.io import LoadedImage, load_image, save_image
 from .levels import FACE_CLOAK, CloakSettings, Level
 from .eval.evaluators import DlibEvaluator
 from .expressions import EXPRESSION_SURROGATES, HELD_OUT_READER, BoxReader, load_reader
@@ -27,6 +30,7 @@ from .protect import receipt
 from .protect.face_cloak import FaceCloak, FaceReport
 from .protect.receipt import ExpressionReceipt, FaceReceipt
 from .protections import DEFAULT_PROTECTIONS, EMOTION, FACES
+from .sites import SiteProfile
 from .surrogates import AlignedRecognizer, decoy_embeddings, load_aligned
 
 Progress = Callable[[str, float], None]  # (stage, fraction done of the whole photo in [0, 1])
@@ -41,6 +45,7 @@ class PhotoProtection:
     receipts: list[FaceReceipt] = field(default_factory=list)  # per cloaked face: a held-out recognizer's check
     protections: frozenset[str] = DEFAULT_PROTECTIONS  # what was asked for: faces, emotion, metadata
     expression_receipts: list[ExpressionReceipt] = field(default_factory=list)  # per face, with emotion
+    site: SiteProfile | None = None  # the site the photo goes to (already resized to its size by the caller)
 
     @property
     def still_matched(self) -> int:
@@ -55,6 +60,18 @@ class PhotoProtection:
     @property
     def cloaked(self) -> bool:
         return bool(self.reports)
+
+
+def written_pixels(like: LoadedImage, fmt: str | None = None, quality: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The round trip through the encoder the protected photo will be written with (``ally protect``, the
+    daemon): the visibility floor is checked on these pixels, not on the ones before encoding."""
+
+    def written(rgb: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        save_image(rgb, like, buf, quality=quality, format=fmt or ("PNG" if like.format == "GIF" else None))
+        return load_image(buf.getvalue()).rgb
+
+    return written
 
 
 class Engine:
@@ -83,6 +100,20 @@ class Engine:
             return None
         return decoy_embeddings(self.config.decoy_seed, self.surrogates, self.device)
 
+    references: list[torch.Tensor] | None | bool = True  # True: read the user's store at each photo (see below)
+
+    def user_references(self) -> list[torch.Tensor] | None:
+        """The user's enrolled reference embeddings ("protect me", ``ally me add``), one [R,D] per surrogate; None
+        when there are none for some surrogate (photos added before it was: they must be added again). Read at
+        each photo, so that ``ally me`` and the daemon's ``me.*`` take effect at once. ``references`` set to a
+        list (or None) overrides the store (the evaluation enrols each person's own photos)."""
+        if self.references is not True:
+            return self.references  # type: ignore[return-value]
+        refs = MeStore().references(s.model_id for s in self.surrogates)
+        if not refs or any(s.model_id not in refs for s in self.surrogates):
+            return None
+        return [torch.from_numpy(refs[s.model_id]).float().to(self.device) for s in self.surrogates]
+
     @cached_property
     def receipt_recognizer(self) -> DlibEvaluator | None:
         """dlib's recognizer in its own runtime, or None where dlib is not installed (then no receipt)."""
@@ -107,25 +138,44 @@ class Engine:
         _ = self.detector, self.surrogates, self.decoys, self.receipt_recognizer
         _ = self.expression_readers, self.receipt_reader
 
+    def enrol(self, image: LoadedImage) -> Enrolment:
+        """The user's reference for "protect me": the largest face of ``image`` embedded by every surrogate (unit
+        vectors, ``.embeddings``: {model id: [D]}); ``.faces`` says how many were found. Raises
+        ``ally.enrol.NoFaceError`` when there is no face. Nothing of the photo is kept."""
+        with self._lock:
+            faces = self.detector.detect(image.rgb)
+            face = largest_face(faces)
+            embeddings = embed_face(image.rgb, face, self.surrogates, self.device)
+            return Enrolment(embeddings, len(faces), face.box)
+
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
-                with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoProtection:
+                with_receipt: bool = True, protections: frozenset[str] = DEFAULT_PROTECTIONS,
+                site: SiteProfile | None = None, written: Callable[[np.ndarray], np.ndarray] | None = None,
+                only_me: bool | None = None) -> PhotoProtection:
         """Cloak every face found in ``image`` (upright RGB) as ``protections`` asks: against face recognition
         (``faces``), emotion recognition (``emotion``), or both with one perturbation; with no face, or neither,
         return the pixels unchanged (``metadata`` is the writer's job).
 
         With ``with_receipt``, each cloaked face is checked by a recognizer and, with ``emotion``, by an expression
-        reader outside the ensembles (see ``ally.protect.receipt``)."""
+        reader outside the ensembles (see ``ally.protect.receipt``). ``site``: where the photo goes, already
+        resized to the site's size (``ally.imaging.serve.prepare``); kept on the result. ``written``: the round trip
+        through the encoder the photo will be written with (``ally.imaging.serve.round_trip``; default: the image's
+        own format), on which the visibility floor is checked. ``only_me``: cloak only the faces that match the
+        user's references (default: the config's ``only_me``)."""
         with self._lock:
             if progress:
                 progress("detecting faces", 0.0)
             faces = self.detector.detect(image.rgb)
             if level is Level.OFF or not faces or not protections & {FACES, EMOTION}:
-                return PhotoProtection(image.rgb, level, faces, protections=protections)
+                return PhotoProtection(image.rgb, level, faces, protections=protections, site=site)
             identity, emotion = FACES in protections, EMOTION in protections
+            references = self.user_references() if identity else None
+            only_me = self.config.only_me if only_me is None else only_me
             cloak = FaceCloak(
                 self.surrogates if identity else [], self.levels[level], decoys=self.decoys, device=self.device,
                 readers=self.expression_readers if emotion else (), identity=identity,
                 expression=self.config.expression_target if emotion else None,
+                references=references, only_me=references is not None and bool(only_me),
             )
 
             def on_step(_face: int, count: int, step: int, steps: int) -> None:
@@ -133,7 +183,7 @@ class Engine:
                     noun = "face" if count == 1 else "faces"
                     progress(f"cloaking {count} {noun}", step / steps)
 
-            result = cloak.protect(image.rgb, faces, on_step)
+            result = cloak.protect(image.rgb, faces, on_step, written=written or written_pixels(image))
             receipts, expression_receipts = [], []
             if with_receipt and identity and self.receipt_recognizer is not None:
                 if progress:
@@ -145,4 +195,5 @@ class Engine:
                     progress("checking with a held-out expression reader", 1.0)
                 expression_receipts = receipt.check_expressions(self.receipt_reader, self.detector.detect, image.rgb,
                                                                 result.rgb, faces)
-            return PhotoProtection(result.rgb, level, faces, result.faces, receipts, protections, expression_receipts)
+            return PhotoProtection(result.rgb, level, faces, result.faces, receipts, protections, expression_receipts,
+                                   site)

@@ -1,7 +1,8 @@
 // Options: pairing, protections, the site list.
+import { bytesToBase64 } from "../src/b64.js";
 import { pairWithDaemon } from "../src/pairing.js";
 import { createStore } from "../src/settings.js";
-import { allSites, parseSiteInput, siteState } from "../src/sites.js";
+import { allSites, parseSiteInput, profileForHost, siteState } from "../src/sites.js";
 
 const api = globalThis.browser ?? globalThis.chrome;
 const store = createStore(api.storage.local);
@@ -33,11 +34,18 @@ async function renderSettings() {
     const tr = document.createElement("tr");
     tr.dataset.site = site.id;
     tr.innerHTML = `<td></td><td><input type="checkbox" data-field="enabled"></td>
-      <td><input type="checkbox" data-field="emotion"></td><td><input type="checkbox" data-field="autoText"></td><td></td>`;
+      <td><input type="checkbox" data-field="emotion"></td><td><input type="checkbox" data-field="autoText"></td>
+      <td><input type="checkbox" data-field="fullSize"></td><td></td>`;
     tr.cells[0].textContent = site.name;
     tr.querySelector("[data-field=enabled]").checked = st.enabled;
     tr.querySelector("[data-field=autoText]").checked = st.autoText;
     tr.querySelector("[data-field=emotion]").checked = st.emotion;
+    const fullSize = tr.querySelector("[data-field=fullSize]");
+    fullSize.checked = st.fullSize;
+    const profile = site.hosts.map(profileForHost).find(Boolean);
+    fullSize.disabled = !profile; // a site whose served size Ally does not know is never resized
+    fullSize.title = profile ? `${profile.label} serves photos at ${servedText(profile)}`
+      : "Ally does not know what size this site serves";
     for (const box of tr.querySelectorAll("input")) {
       box.addEventListener("change", () =>
         api.runtime.sendMessage({ type: "site.set", siteId: site.id, [box.dataset.field]: box.checked }));
@@ -47,10 +55,75 @@ async function renderSettings() {
       rm.textContent = "Remove";
       rm.dataset.action = "remove";
       rm.addEventListener("click", () => removeSite(site));
-      tr.cells[4].appendChild(rm);
+      tr.cells[5].appendChild(rm);
     }
     tbody.appendChild(tr);
   }
+}
+
+function servedText(p) {
+  if (p.maxWidth && p.longEdge) return `up to ${p.maxWidth} px wide, ${p.longEdge} px tall`;
+  if (p.longEdge) return `up to ${p.longEdge} px`;
+  if (p.maxPixels) return `up to ${(p.maxPixels / 1e6).toFixed(1)} megapixels`;
+  return "the size uploaded";
+}
+
+// -- "Protect me" ------------------------------------------------------------------------------------------
+
+function meMessage(text, kind = "muted") {
+  $("me-msg").className = kind;
+  $("me-msg").textContent = text;
+}
+
+function errorText(error) {
+  return error?.message ?? "the daemon did not answer";
+}
+
+async function renderMe() {
+  const reply = await api.runtime.sendMessage({ type: "me.list" });
+  const tbody = $("me-list");
+  tbody.textContent = "";
+  if (!reply?.ok) {
+    meMessage(`Your photos cannot be listed: ${errorText(reply?.error)}`, "error");
+    return;
+  }
+  const { references, only_me: onlyMe } = reply.result;
+  $("me-only").checked = onlyMe;
+  for (const ref of references) {
+    const tr = document.createElement("tr");
+    tr.dataset.ref = ref.id;
+    tr.innerHTML = "<td></td><td></td><td></td>";
+    tr.cells[0].textContent = new Date(ref.added).toLocaleString();
+    tr.cells[1].textContent = ref.note;
+    const forget = document.createElement("button");
+    forget.textContent = "Forget";
+    forget.addEventListener("click", async () => {
+      const r = await api.runtime.sendMessage({ type: "me.forget", id: ref.id });
+      meMessage(r?.ok ? "Forgotten." : `Not forgotten: ${errorText(r?.error)}`, r?.ok ? "ok" : "error");
+      renderMe();
+    });
+    tr.cells[2].appendChild(forget);
+    tbody.appendChild(tr);
+  }
+  $("me-forget-all").disabled = references.length === 0;
+  if (!references.length && !$("me-msg").textContent) meMessage("No photos of you yet.");
+}
+
+async function addMe(files) {
+  let added = 0;
+  for (const file of files) {
+    meMessage(`Reading ${file.name}…`);
+    const data = bytesToBase64(new Uint8Array(await file.arrayBuffer()));
+    const r = await api.runtime.sendMessage({ type: "me.add", data, mime: file.type });
+    if (r?.ok) added += 1;
+    else {
+      meMessage(`${file.name}: ${errorText(r?.error)}`, "error");
+      await renderMe();
+      return;
+    }
+  }
+  meMessage(`Added ${added} photo${added === 1 ? "" : "s"}; only the numbers describing your face were kept.`, "ok");
+  renderMe();
 }
 
 async function addSite() {
@@ -149,10 +222,30 @@ for (const key of ["face", "emotion", "metadata", "text"]) {
   });
 }
 $("site-add").addEventListener("click", addSite);
+$("me-add").addEventListener("click", () => $("me-file").click());
+$("me-file").addEventListener("change", (e) => {
+  const files = [...e.target.files];
+  e.target.value = "";
+  addMe(files);
+});
+$("me-forget-all").addEventListener("click", async () => {
+  const r = await api.runtime.sendMessage({ type: "me.forget", all: true });
+  meMessage(r?.ok ? "All your photos' descriptions were forgotten." : `Not forgotten: ${errorText(r?.error)}`,
+    r?.ok ? "ok" : "error");
+  renderMe();
+});
+$("me-only").addEventListener("change", async (e) => {
+  const r = await api.runtime.sendMessage({ type: "settings.onlyMe", onlyMe: e.target.checked });
+  if (!r?.ok) {
+    e.target.checked = !e.target.checked;
+    meMessage(`Not saved: ${errorText(r?.error)}`, "error");
+  }
+});
 $("origin").textContent = location.origin;
 api.storage.onChanged.addListener((changes, area) => { if (area === "local" && changes.settings) renderSettings(); });
 
 renderSettings();
+renderMe().catch(() => {});
 renderConnection().finally(() => { document.body.dataset.ready = "1"; });
 // the daemon may be started, stopped or paired from the command line while this page is open
 setInterval(() => renderConnection().catch(() => {}), CONNECTION_REFRESH_MS);

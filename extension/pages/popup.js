@@ -37,6 +37,12 @@ async function render() {
     $("site-emotion").disabled = false;
     $("site-emotion").checked = s.site.emotion;
     $("site-emotion").dataset.site = s.site.id;
+    $("site-fullsize").disabled = !s.site.profile;
+    $("site-fullsize").checked = s.site.fullSize;
+    $("site-fullsize").dataset.site = s.site.id;
+    $("fullsize-note").textContent = !s.site.profile ? "Ally does not know what size this site serves."
+      : s.site.fullSize ? "Photos keep their size; the site will shrink them, and the protection with them."
+        : "Photos are protected at the size this site shows them (stronger protection).";
   } else {
     $("site-label").textContent = "This site";
     toggle.disabled = true;
@@ -44,6 +50,9 @@ async function render() {
     $("site-note").textContent = "Not a protected site. Add it in Settings.";
     $("site-emotion").disabled = true;
     $("site-emotion").checked = false;
+    $("site-fullsize").disabled = true;
+    $("site-fullsize").checked = false;
+    $("fullsize-note").textContent = "";
   }
   $("count-images").textContent = s.counts.images;
   $("count-faces").textContent = s.counts.faces;
@@ -62,5 +71,10 @@ $("site-toggle").addEventListener("change", async (e) => {
 $("site-emotion").addEventListener("change", async (e) => {
   await api.runtime.sendMessage({ type: "site.set", siteId: e.target.dataset.site, emotion: e.target.checked });
   document.body.dataset.emotionSaved = String(e.target.checked);
+});
+$("site-fullsize").addEventListener("change", async (e) => {
+  await api.runtime.sendMessage({ type: "site.set", siteId: e.target.dataset.site, fullSize: e.target.checked });
+  document.body.dataset.fullSizeSaved = String(e.target.checked);
+  render();
 });
 render();

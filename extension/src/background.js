@@ -96,7 +96,8 @@ async function protectImage(msg, port) {
   try {
     const image = { bytes: bytes.length, type: msg.mime || undefined };
     if (!image.type) delete image.type;
-    const params = imageParams(image, { ...ask, level }, connection.state.hello?.capabilities?.["protect.image"]);
+    const params = imageParams(image, { ...ask, level, site: page.profile, fullSize: page.fullSize },
+      connection.state.hello?.capabilities?.["protect.image"]);
     const { result, binary } = await rpc.request("protect.image", params, {
       id, binary: bytes, timeoutMs: jobTimeout(),
       onProgress: (p) => post(port, { type: "progress", stage: p.stage, fraction: p.fraction }),
@@ -141,6 +142,31 @@ async function protectText(text) {
       report: result.report ?? null };
   } catch (e) {
     return { ok: false, unavailable: e.errorName === "unsupported", error: errorPayload(e) };
+  }
+}
+
+// -- "protect me" -----------------------------------------------------------------------------------------
+
+async function meRequest(method, params) {
+  try {
+    await connection.ensure();
+    const { result } = await connection.request(method, params, { timeoutMs: 10_000 });
+    return { ok: true, result };
+  } catch (e) {
+    return { ok: false, error: errorPayload(e) };
+  }
+}
+
+async function meAdd(data, mime) {
+  const bytes = base64ToBytes(String(data ?? ""));
+  try {
+    const rpc = await connection.ensure();
+    const image = { bytes: bytes.length };
+    if (mime) image.type = String(mime).slice(0, 100);
+    const { result } = await rpc.request("me.add", { image }, { binary: bytes, timeoutMs: jobTimeout() });
+    return { ok: true, result };
+  } catch (e) {
+    return { ok: false, error: errorPayload(e) };
   }
 }
 
@@ -189,8 +215,8 @@ async function popupState(url) {
     connection: summarize(connection.state),
     level: settings.level,
     protections: settings.protections,
-    site: site ? { id: site.id, name: site.name, enabled: page.enabled, autoText: page.autoText, emotion: page.emotion }
-      : null,
+    site: site ? { id: site.id, name: site.name, enabled: page.enabled, autoText: page.autoText, emotion: page.emotion,
+      fullSize: page.fullSize, profile: page.profile } : null,
     counts: await store.counts(),
   };
 }
@@ -208,13 +234,14 @@ const handlers = {
     await pushLevel(s.level);
     return { level: s.level };
   },
-  "site.set": async ({ siteId, enabled, autoText, emotion }) => {
+  "site.set": async ({ siteId, enabled, autoText, emotion, fullSize }) => {
     const s = await store.settings();
     const cur = s.sites[siteId] ?? {};
     const next = { ...cur };
     if (enabled !== undefined) next.enabled = Boolean(enabled);
     if (autoText !== undefined) next.autoText = Boolean(autoText);
     if (emotion !== undefined) next.emotion = Boolean(emotion);
+    if (fullSize !== undefined) next.fullSize = Boolean(fullSize);
     await store.updateSettings({ sites: { ...s.sites, [siteId]: next } });
     return { ok: true };
   },
@@ -223,6 +250,11 @@ const handlers = {
     return { ok: true };
   },
   "protect.text": ({ text }) => protectText(String(text ?? "")),
+  // "Protect me": the user's reference photos live in the daemon (only their embeddings are kept there).
+  "me.list": () => meRequest("me.list", {}),
+  "me.add": ({ data, mime }) => meAdd(data, mime),
+  "me.forget": ({ id, all }) => meRequest("me.forget", all ? { all: true } : { id: String(id ?? "") }),
+  "settings.onlyMe": ({ onlyMe }) => meRequest("settings", { only_me: Boolean(onlyMe) }),
   "connection.state": async ({ connect }) => {
     if (connect) await connection.ensure().catch(() => {});
     return summarize(connection.state);

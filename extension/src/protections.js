@@ -42,5 +42,11 @@ export function imageParams(image, ask, capability) {
   const params = { image, level: ask.level };
   if (Array.isArray(capability?.protections)) params.protect = ask.protect.filter((p) => capability.protections.includes(p));
   if (params.protect && !params.protect.length) delete params.protect;
+  // The site the photo goes to (the daemon resizes it to what the site serves before cloaking), sent only to a
+  // daemon that announces it knows this site; "keep full size" only with it.
+  if (ask.site && Array.isArray(capability?.sites) && capability.sites.includes(ask.site)) {
+    params.site = ask.site;
+    if (ask.fullSize === true) params.full_size = true;
+  }
   return params;
 }

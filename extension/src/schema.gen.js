@@ -37,6 +37,30 @@ export const SCHEMA = Object.freeze({
       "binaryIn": true,
       "binaryOut": true
     },
+    "me.add": {
+      "sessions": [
+        "extension",
+        "local"
+      ],
+      "binaryIn": true,
+      "binaryOut": false
+    },
+    "me.list": {
+      "sessions": [
+        "extension",
+        "local"
+      ],
+      "binaryIn": false,
+      "binaryOut": false
+    },
+    "me.forget": {
+      "sessions": [
+        "extension",
+        "local"
+      ],
+      "binaryIn": false,
+      "binaryOut": false
+    },
     "protect.text": {
       "sessions": [
         "extension",
@@ -276,6 +300,24 @@ export const SCHEMA = Object.freeze({
       "name": "engine_unavailable",
       "message": "the protection models could not be loaded",
       "retry": true
+    },
+    {
+      "code": 408,
+      "name": "no_face",
+      "message": "no face was found in the photo",
+      "retry": false
+    },
+    {
+      "code": 409,
+      "name": "me_store",
+      "message": "your reference embeddings could not be read or written",
+      "retry": false
+    },
+    {
+      "code": 410,
+      "name": "unknown_reference",
+      "message": "no reference with this id",
+      "retry": false
     },
     {
       "code": 500,

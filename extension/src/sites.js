@@ -1,4 +1,8 @@
-// Which sites are protected: the shipped social sites, user-added ones, and per-site switches.
+// Which sites are protected: the shipped social sites, user-added ones, and per-site switches; and which site
+// profile (what the site serves: size, JPEG quality; the daemon's table, daemon/ally/sites.json) a page belongs to.
+import { SITE_PROFILES } from "./sites.gen.js";
+
+export { SITE_PROFILES };
 
 /** Shipped sites. `hosts`: the host names (and their subdomains) that belong to the site. */
 export const DEFAULT_SITES = Object.freeze([
@@ -64,6 +68,28 @@ export function allSites(settings) {
   return [...shipped, ...custom];
 }
 
+/**
+ * The site profile (``SITE_PROFILES``: the table the daemon resizes by) that a host belongs to — the host itself
+ * or a subdomain of one of the profile's hosts — or null. The name is what protect.image's ``site`` takes.
+ */
+export function profileForHost(host) {
+  const h = String(host ?? "").toLowerCase().replace(/\.$/, "");
+  if (!h) return null;
+  return SITE_PROFILES.find((p) => p.hosts.some((ph) => hostMatches(h, ph))) ?? null;
+}
+
+/** The site profile of a page's URL (https only, like the shipped sites), or null. */
+export function profileForUrl(url) {
+  let u;
+  try {
+    u = new URL(url);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== "https:") return null;
+  return profileForHost(u.hostname);
+}
+
 /** The site a page belongs to, or null (not a protected site). */
 export function siteForUrl(url, settings) {
   const host = hostOf(url);
@@ -79,18 +105,19 @@ export function siteForUrl(url, settings) {
 
 /**
  * Per-site switches with defaults: protection on, automatic text review off, facial expressions hidden as the
- * global default says (``protections.emotion``, off unless switched on) unless the site has its own choice.
+ * global default says (``protections.emotion``, off unless switched on) unless the site has its own choice, and
+ * photos brought to the size the site serves (``fullSize`` off: the cloak is computed at the size people see).
  */
 export function siteState(settings, siteId) {
   const s = settings?.sites?.[siteId] ?? {};
   const emotion = typeof s.emotion === "boolean" ? s.emotion : settings?.protections?.emotion === true;
-  return { enabled: s.enabled !== false, autoText: s.autoText === true, emotion };
+  return { enabled: s.enabled !== false, autoText: s.autoText === true, emotion, fullSize: s.fullSize === true };
 }
 
-/** What the content script on ``url`` should do. */
+/** What the content script on ``url`` should do; ``profile``: the site profile's name to send, or null. */
 export function pageConfig(url, settings) {
   const site = siteForUrl(url, settings);
-  if (!site) return { site: null, enabled: false, autoText: false, emotion: false };
+  if (!site) return { site: null, enabled: false, autoText: false, emotion: false, fullSize: false, profile: null };
   const st = siteState(settings, site.id);
-  return { site: { id: site.id, name: site.name }, ...st };
+  return { site: { id: site.id, name: site.name }, ...st, profile: profileForUrl(url)?.name ?? null };
 }

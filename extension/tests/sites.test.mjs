@@ -29,11 +29,13 @@ test("user-added sites match once added", () => {
 });
 
 test("per-site switches default to on, automatic text off, expressions as the global default", () => {
-  assert.deepEqual(siteState({}, "x"), { enabled: true, autoText: false, emotion: false });
+  assert.deepEqual(siteState({}, "x"), { enabled: true, autoText: false, emotion: false, fullSize: false });
   const s = { sites: { x: { enabled: false, autoText: true } } };
   assert.deepEqual(pageConfig("https://x.com/", s),
-    { site: { id: "x", name: "X (Twitter)" }, enabled: false, autoText: true, emotion: false });
-  assert.deepEqual(pageConfig("https://example.org/", s), { site: null, enabled: false, autoText: false, emotion: false });
+    { site: { id: "x", name: "X (Twitter)" }, enabled: false, autoText: true, emotion: false, fullSize: false,
+      profile: "x" });
+  assert.deepEqual(pageConfig("https://example.org/", s),
+    { site: null, enabled: false, autoText: false, emotion: false, fullSize: false, profile: null });
 });
 
 test("hiding facial expressions: the site's own switch, else the global default", () => {

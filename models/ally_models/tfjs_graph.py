@@ -137,6 +137,24 @@ def _finish(out: Tensor, act: Callable[..., Tensor] | None, alpha: Tensor | None
     return act(out) if alpha is None else act(out, alpha)
 
 
+class feature_dropout:
+    """Model augmentation (DFANet, Zhong & Deng 2021): inside this context every convolution's output in every
+    graph model goes through dropout with probability ``p``, so each forward pass is a slightly different model
+    and an attack cannot overfit one. Not thread-safe by design: the attack runs one search at a time."""
+
+    p: float = 0.0
+
+    def __init__(self, p: float) -> None:
+        self._p, self._saved = p, 0.0
+
+    def __enter__(self) -> "feature_dropout":
+        self._saved, feature_dropout.p = feature_dropout.p, self._p
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        feature_dropout.p = self._saved
+
+
 def _conv(
     x: Tensor,
     weight: Tensor,
@@ -157,7 +175,10 @@ def _conv(
         x = F.pad(x, (left, right, top, bottom))
         padding = (0, 0)
     groups = x.shape[1] if depthwise else x.shape[1] // weight.shape[1]
-    return _finish(F.conv2d(x, weight, bias, stride, padding, dilation, groups), act, alpha)
+    out = F.conv2d(x, weight, bias, stride, padding, dilation, groups)
+    if feature_dropout.p > 0:
+        out = F.dropout(out, feature_dropout.p, training=True)
+    return _finish(out, act, alpha)
 
 
 def _pool(x: Tensor, *, kind: str, pad: PadSpec, k: tuple[int, int], stride: tuple[int, int]) -> Tensor:

@@ -58,7 +58,8 @@ class InvertEngine:
         return None
 
     def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None, *,
-                protections: frozenset[str] = frozenset()) -> _Inverted:
+                protections: frozenset[str] = frozenset(), site: object = None, written: object = None,
+                only_me: bool | None = None) -> _Inverted:
         if progress:
             progress("inverting", 1.0)
         return _Inverted(255 - image.rgb)

@@ -30,7 +30,8 @@ def main() -> None:
     protector = load_text_protector(None, cache)
     load = time.perf_counter() - t0
     posts = [s.text for s in eval_posts(cache, args.n, seed=3)]
-    posts += [p.text for p in read_fact_file(Path(__file__).parents[1] / "fixtures" / "text" / "held_out_posts.txt")]
+    posts += [p.text for name in ("held_out_posts.txt", "held_out_v3.txt")
+              for p in read_fact_file(Path(__file__).parents[1] / "fixtures" / "text" / name)]
     level = Level.parse(args.level)
     protector.protect("warm up the caches", level)
     secs = []

@@ -66,6 +66,7 @@ class Recorded:
     protect: list[str] = field(default_factory=list)  # the protections the job was given (canonical order)
     output: bytes | None = None
     result: dict[str, Any] | None = None
+    site: str | None = None  # the site profile the job was given (serve-size protection)
 
 
 @dataclass
@@ -120,10 +121,11 @@ class RealDaemon:
         original = handlers.image_work
 
         def recording(engine: Any, payload: bytes, level: Level, fmt: str,
-                      protections: frozenset[str] = DEFAULT_PROTECTIONS) -> Any:
-            rec = Recorded(level.value, bytes(payload), format_protections(protections).split(","))
+                      protections: frozenset[str] = DEFAULT_PROTECTIONS, site: Any = None, *rest: Any) -> Any:
+            rec = Recorded(level.value, bytes(payload), format_protections(protections).split(","),
+                           site=site.name if site is not None else None)
             self.jobs.append(rec)
-            work = original(engine, payload, level, fmt, protections)
+            work = original(engine, payload, level, fmt, protections, site, *rest)
 
             def run(progress: Any) -> Any:
                 out = work(progress)

@@ -87,6 +87,8 @@ def assert_protected(daemon: RealDaemon, received: dict[str, Any], original: byt
     assert received["bytes"] == job.output, "the site got exactly what the daemon returned"
     assert no_exif(received["bytes"]), "metadata removed"
     assert (received["name"], received["type"]) == (name, "image/jpeg"), "same name and type as the original"
+    assert job.site == "mastodon", "the extension sent the page's site profile (mastodon.social)"
+    assert job.result is not None and job.result["served"]["site"] == "mastodon"
     return job
 
 

@@ -22,7 +22,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ally.enrol import Enrolment, NoFaceError
 from ally.imaging.io import LoadedImage
+from ally.me import MeStore
 from ally.levels import Level
 from ally.protect.receipt import ExpressionReceipt
 from ally.protections import DEFAULT_PROTECTIONS, EMOTION, FACES
@@ -44,6 +46,8 @@ BEHAVIOUR_BLOCK = 2  # the engine runs until cancelled (reporting progress)
 BEHAVIOUR_OOM = 3  # the device engine runs out of memory; the CPU fallback succeeds
 BEHAVIOUR_SLOW = 4  # takes 0.3 s
 BEHAVIOUR_STILL_READS = 5  # with emotion: the (fake) held-out expression reader still reads the expression
+BEHAVIOUR_NO_FACE = 6  # me.add: the (fake) detector finds no face
+FAKE_SURROGATES = ("fake-surrogate", "fake-surrogate-2")
 FAKE_READER = "fake-expression-reader"
 
 
@@ -76,15 +80,32 @@ class FakeImageEngine:
         self.cancelled = threading.Event()
         self.calls = 0
         self.protections: list[frozenset[str]] = []  # what each call was asked to protect
+        self.sites: list[Any] = []  # the site each call was given (a SiteProfile or None)
+        self.sizes: list[tuple[int, int]] = []  # (width, height) of each image it was given
         self.behaviours = True  # False: every image is simply inverted (fuzzing)
 
     def warm_up(self) -> None:
         self.warmed = True
 
+    def enrol(self, image: LoadedImage) -> Enrolment:
+        """A fake reference: per fake surrogate, the photo's mean colour (and its model's index) as a unit vector;
+        two faces, unless the top-left red value says there is none."""
+        if int(image.rgb[0, 0, 0]) == BEHAVIOUR_NO_FACE:
+            raise NoFaceError("no face found in the photo (fake)")
+        mean = image.rgb.reshape(-1, 3).mean(axis=0).astype(np.float32)
+        out = {}
+        for i, model in enumerate(FAKE_SURROGATES):
+            v = np.concatenate([mean, [float(i + 1)]]).astype(np.float32)
+            out[model] = v / np.linalg.norm(v)
+        return Enrolment(out, 2, (0.0, 0.0, float(image.width), float(image.height)))
+
     def protect(self, image: LoadedImage, level: Level, progress: Callable[[str, float], None] | None = None, *,
-                protections: frozenset[str] = DEFAULT_PROTECTIONS) -> FakePhoto:
+                protections: frozenset[str] = DEFAULT_PROTECTIONS, site: Any = None, written: Any = None,
+                only_me: bool | None = None) -> FakePhoto:
         self.calls += 1
         self.protections.append(protections)
+        self.sites.append(site)
+        self.sizes.append((image.width, image.height))
         self.seen.append(weakref.ref(image))
         behaviour = int(image.rgb[0, 0, 0]) if self.behaviours else 0
         assert progress is not None
@@ -160,6 +181,7 @@ class Daemon:
     local_token: str
     limits: Limits
     registry: PairingRegistry
+    me: MeStore
 
     @property
     def port(self) -> int:
@@ -206,12 +228,13 @@ async def start_daemon(tmp_path: Path, *, limits: Limits | None = None, device: 
     engines = Engines(image, FakeTextProtector() if text else None, cpu_fallback=fallback,
                       model_ids=("fake-detector", "fake-surrogate"))
     limits = limits or Limits()
-    app = create_app(engines, store, limits=limits, settings=settings, lane_workers=workers)
+    me = MeStore(tmp_path / "me.npz")
+    app = create_app(engines, store, limits=limits, settings=settings, lane_workers=workers, me=me)
     server = await start_server(app, port)
     local = registry.local_token()
     assert local
     await asyncio.wait_for(engines.ready.wait(), 5)
-    return Daemon(server, store, engines, image, token, local, limits, registry)
+    return Daemon(server, store, engines, image, token, local, limits, registry, me)
 
 
 # -- hostile clients: raw sockets, for what a well-behaved client library would not send ---------------------

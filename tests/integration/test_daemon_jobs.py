@@ -79,7 +79,7 @@ async def test_status_and_settings(tmp_path: Path, small_limits: Limits) -> None
             assert status["connections"] == 1 and status["daemon"]["port"] == d.port
             result = (await client.request("settings")).result
             validate_result("settings", result)
-            assert result == {"level": "low", "device": "cpu"}
+            assert result == {"level": "low", "device": "cpu", "only_me": False}
             assert (await client.request("settings", {"level": "high"})).result["level"] == "high"
             assert changes == [Level.HIGH]
             reply = await client.request("protect.image", image_params(PNG), binary=PNG)

@@ -29,7 +29,7 @@ class PGD(Attack):
     """
 
     steps: int
-    step_size: float
+    step_size: float | Tensor  # a Tensor [N,1,1,1]: one step size per image
     momentum: float = 0.9
     final_fraction: float = 0.1
     random_start: bool = True
@@ -66,7 +66,7 @@ class SmoothPGD(Attack):
     """
 
     steps: int
-    step_size: float
+    step_size: float | Tensor  # a Tensor [N,1,1,1]: one step size per image
     sigma: float = 1.5
     momentum: float = 0.9
     final_fraction: float = 0.1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ally_models.cache import default_cache
@@ -12,10 +12,12 @@ from ally_models.cache import default_cache
 from ..config import config_for
 from ..engine import Engine, PhotoProtection
 from ..imaging.errors import ImageError, ImageWriteError, WouldOverwriteSourceError
-from ..imaging.io import load_image, save_image, save_unchanged
+from ..imaging.io import load_image
 from ..imaging.metadata import metadata_report
+from ..imaging.serve import SUFFIXES, Served, Written, output_format, prepare, round_trip, save_served
 from ..levels import Level
 from ..protections import DEFAULT_PROTECTIONS, EMOTION, FACES, METADATA
+from ..sites import SiteProfile, profile
 from .progress import Progress
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -32,36 +34,71 @@ def output_path(src: Path, output_dir: Path | None) -> Path:
     return src.with_name(f"{src.stem}.ally{suffix}")
 
 
+@dataclass(frozen=True)
+class ProtectedFile:
+    """What ``protect_file`` did: the engine's result, where it wrote, at what size, how."""
+
+    result: PhotoProtection
+    dst: Path  # the file written (its suffix follows the format written, e.g. a PNG for a site becomes .jpg)
+    served: Served
+    written: Written
+
+
+_SUFFIX_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                   ".bmp": "BMP"}
+
+
 def protect_file(engine: Engine, src: Path, dst: Path, level: Level, *, force: bool = False,
-                 protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoProtection:
+                 protections: frozenset[str] = DEFAULT_PROTECTIONS, site: SiteProfile | None = None,
+                 max_edge: int | None = None, full_size: bool = False) -> ProtectedFile:
     """Protect one photo file into ``dst``. Raises ``ImageError`` (the original is never modified).
 
-    Without ``metadata`` in ``protections`` the output keeps the original's metadata (EXIF and GPS, XMP, ICC)."""
+    With ``site`` the photo is first brought to the size the site serves (unless ``full_size``) and written as
+    the site serves it (``ally.imaging.serve``); ``max_edge`` caps the long edge too. ``dst``'s suffix follows
+    the format written. Without ``metadata`` in ``protections`` the output keeps the original's metadata."""
+    image = load_image(src)
+    served = prepare(image, site=site, max_edge=max_edge, full_size=full_size)
+    fmt = output_format(served)
+    if _SUFFIX_FORMATS.get(dst.suffix.lower()) != fmt:
+        dst = dst.with_suffix(SUFFIXES[fmt])
     if dst.resolve() == src.resolve():
         raise WouldOverwriteSourceError("refusing to write over the original", source=src)
     if dst.exists() and not force:
         raise ImageWriteError(f"{dst} exists; use --force to replace it", source=src)
-    image = load_image(src)
     with Progress(src.name) as bar:
-        result = engine.protect(image, level, lambda stage, fraction: bar.update(round(fraction * 100), stage),
-                                protections=protections)
+        result = engine.protect(served.image, level, lambda stage, fraction: bar.update(round(fraction * 100), stage),
+                                protections=protections, site=site, written=round_trip(served))
     dst.parent.mkdir(parents=True, exist_ok=True)
-    keep = METADATA not in protections
-    if result.cloaked:
-        save_image(result.rgb, image, dst, format="PNG" if image.format == "GIF" else None, keep_metadata=keep)
+    written = save_served(result.rgb, served, dst, keep_metadata=METADATA not in protections)
+    return ProtectedFile(result, dst, served, written)
+
+
+def served_line(done: ProtectedFile) -> str:
+    """The size and encoding written, as the user reads it ("" when nothing was resized or chosen for a site)."""
+    served, written = done.served, done.written
+    if served.site is None and not served.resized:
+        return ""
+    size = f"{served.image.width}x{served.image.height}"
+    if served.resized:
+        size += f" (from {served.original.width}x{served.original.height})"
+    elif served.full_size:
+        size += " (full size kept)"
     else:
-        save_unchanged(image, dst, keep_metadata=keep)  # pixels unchanged: no re-encode
-    return result
+        size += " (already within the site's size)"
+    quality = f" quality {written.quality}" if written.quality is not None else ""
+    where = f" for {served.site.label}" if served.site else ""
+    return f"  written{where} at {size}, {written.format}{quality}"
 
 
-def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
+def _describe(src: Path, dst: Path, result: PhotoProtection, *, resized: bool = False) -> str:
+    unchanged = "only resized" if resized else "pixels unchanged"
     if METADATA in result.protections:
         left = metadata_report(dst)
         scrub = "metadata removed" if not left.get("identifying") else f"metadata LEFT: {left['identifying']}"
     else:
         scrub = "metadata kept (not selected)"
     if not result.faces:
-        return f"{src} → {dst}: no face found; pixels unchanged, {scrub}"
+        return f"{src} → {dst}: no face found; {unchanged}, {scrub}"
     if not result.protections & {FACES, EMOTION}:
         why = "faces and emotion not selected"
     elif not result.cloaked:
@@ -69,7 +106,7 @@ def _describe(src: Path, dst: Path, result: PhotoProtection) -> str:
     else:
         why = ""
     if why:
-        return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked ({why}); pixels unchanged, {scrub}"
+        return f"{src} → {dst}: {len(result.faces)} face(s) found, not cloaked ({why}); {unchanged}, {scrub}"
     # What was done; whether it worked is the receipt's to say, a line per face.
     what = "cloaked" if FACES in result.protections else "cloaked (expression only)"
     if result.protections >= {FACES, EMOTION}:
@@ -114,16 +151,20 @@ def run_protect(args: argparse.Namespace) -> int:
     config = config_for(args)
     level = args.level or config.level
     engine = Engine(config, default_cache())
+    site = profile(args.site) if getattr(args, "site", None) else None
     failed = 0
     for src in args.photos:
         dst = output_path(src, args.output_dir)
         try:
-            result = protect_file(engine, src, dst, level, force=args.force, protections=config.protect)
+            done = protect_file(engine, src, dst, level, force=args.force, protections=config.protect, site=site,
+                                max_edge=getattr(args, "max_edge", None), full_size=getattr(args, "full_size", False))
         except ImageError as e:
             failed += 1
             print(f"error: {e} [{e.code}] (original untouched)", file=sys.stderr)
             continue
-        print(_describe(src, dst, result))
+        print(_describe(src, done.dst, done.result, resized=done.served.resized))
+        if served_line(done):
+            print(served_line(done))
     if failed:
         print(f"{failed} of {len(args.photos)} photo(s) failed", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
@@ -137,6 +178,6 @@ def run_demo(args: argparse.Namespace) -> int:
     engine.warm_up()
     sample = cache.files("faceapi-samples", pull=True)["sample1.jpg"]
     dst = args.output_dir / f"{sample.stem}.ally{sample.suffix}"  # the name `ally protect` would give it
-    result = protect_file(engine, sample, dst, args.level, force=True, protections=config.protect)
-    print(_describe(sample, dst, result))
+    done = protect_file(engine, sample, dst, args.level, force=True, protections=config.protect)
+    print(_describe(sample, done.dst, done.result))
     return EXIT_OK

@@ -49,7 +49,7 @@ def build_engines(config: Config) -> Engines:
 
 
 def _persist(settings: DaemonSettings) -> None:
-    save_config(replace(load_config(), level=settings.level))
+    save_config(replace(load_config(), level=settings.level, only_me=settings.only_me))
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -61,7 +61,7 @@ def run_serve(args: argparse.Namespace) -> int:
         store = default_store()
         engines = build_engines(config)
         settings = DaemonSettings(level=config.level, extension_ids=config.extension_ids, protect=config.protect,
-                                  on_change=_persist)
+                                  only_me=config.only_me, on_change=_persist)
         app = create_app(engines, store, settings=settings)
         return asyncio.run(_serve(app, port, engines, store.describe()))
     except StoreError as e:

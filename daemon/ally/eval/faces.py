@@ -38,7 +38,7 @@ from ..imaging.io import load_image, save_image
 from ..levels import Level
 from .dataset import EvalSet, LabelledFace, LabelledPhoto, load_eval_set
 from . import visibility
-from .evaluators import Evaluator, descriptor_at, load_evaluators
+from .evaluators import MIN_IOU, Evaluator, box_iou, descriptor_at, load_evaluators
 from .report import write_report
 from .sites import CONDITIONS, SiteCondition
 from .tables import level_name, level_table
@@ -137,11 +137,39 @@ def _use_decoy(engine: Engine, seed: str) -> None:
         engine.decoys = decoy_embeddings(seed, engine.surrogates, engine.device)
 
 
+MAX_REFERENCES = 3  # person-level protection: the user enrols this many photos of themselves ("a few")
+
+
+def person_references(engine: Engine, data: EvalSet, photo: LabelledPhoto, identity: str) -> list[torch.Tensor] | None:
+    """What ``ally me add`` would hold for the owner of ``photo``: embeddings (every surrogate) of their face in up to
+    MAX_REFERENCES other photos of them (never this photo nor a near-duplicate of it), found by our detector at the
+    labelled box; None when there is no other photo of them."""
+    from ..enrol import embed_face
+
+    others: list[LabelledFace] = []
+    for face in photo.faces:
+        if face.identity == identity:
+            others = [g for g in data.gallery(face) if g.photo != photo.id][:MAX_REFERENCES]
+            break
+    rows: list[dict[str, np.ndarray]] = []
+    for ref in others:
+        rgb = load_image(data.photos[ref.photo].path).rgb
+        found = [f for f in engine.detector.detect(rgb) if box_iou(f.box, ref.box) >= MIN_IOU]
+        if found:
+            rows.append(embed_face(rgb, max(found, key=lambda f: box_iou(f.box, ref.box)), engine.surrogates,
+                                   engine.device))
+    if not rows:
+        return None
+    return [torch.from_numpy(np.stack([r[s.model_id] for r in rows])).float().to(engine.device)
+            for s in engine.surrogates]
+
+
 def evaluate(
     engine: Engine, data: EvalSet, evaluators: list[Evaluator], levels: list[Level],
     probes: list[LabelledPhoto], conditions: tuple[SiteCondition, ...] = CONDITIONS, log=print,
     crops: Path | None = None, table: str = "current", identities: set[str] | None = None,
     baseline: bool = True, decoy_seed: str = "eval", galleries: dict[str, dict[str, np.ndarray]] | None = None,
+    person_level: bool = False, decoys: str = "person",
 ) -> dict:
     """Match rates per (level, condition, evaluator, threat, probe type) and visibility per level.
 
@@ -149,9 +177,13 @@ def evaluate(
     ``identities`` (default: everyone) are counted; level ``off`` is measured first when ``baseline``. Each
     probe photo is cloaked toward its owner's decoy (``decoy_seed:identity``), so one person's uploads agree,
     as they do for a real user. 1:1 crops of each protected photo's largest face go under ``crops``.
-    ``galleries``: the clean descriptors (:func:`clean_descriptors`), when already computed.
+    ``galleries``: the clean descriptors (:func:`clean_descriptors`), when already computed. ``person_level``:
+    each owner has enrolled up to MAX_REFERENCES other photos of themselves ("protect me",
+    :func:`person_references`). ``decoys``: ``person`` (one decoy per owner: their uploads agree), ``photo`` (one
+    per photo: their uploads drift apart) or ``none``.
     """
     galleries = galleries or clean_descriptors(data, evaluators)
+    engine.references = None  # never the evaluating user's own enrolment; person_level sets each owner's below
     kind = {p.id: p.kind for p in data.photos.values()}
     counted = [f for p in probes for f in p.faces if identities is None or f.identity in identities]
     everyone = [f for p in data.photos.values() for f in p.faces if identities is None or f.identity in identities]
@@ -168,7 +200,13 @@ def evaluate(
             if level is Level.OFF:
                 protected = image.rgb
             else:
-                _use_decoy(engine, f"{decoy_seed}:{_owner(photo, identities)}")
+                owner = _owner(photo, identities)
+                if decoys == "none":
+                    engine.decoys = None
+                else:
+                    _use_decoy(engine, f"{decoy_seed}:{owner}" + (f":{photo.id}" if decoys == "photo" else ""))
+                if person_level:
+                    engine.references = person_references(engine, data, photo, owner)
                 protected = engine.protect(image, level).rgb
             q.seconds.append(time.perf_counter() - start)
             written = _as_written(protected, photo.path)
@@ -215,7 +253,7 @@ def evaluate(
 def evaluate_tables(
     config: Config, cache, data: EvalSet, evaluators: list[Evaluator], levels: dict[str, list[Level]],
     probes: list[LabelledPhoto], crops: Path | None = None, identities: set[str] | None = None, log=print,
-    device: torch.device | None = None,
+    device: torch.device | None = None, person_level: bool = False, decoys: str = "person",
 ) -> dict:
     """:func:`evaluate` for each level table (``levels``: table name → its levels), on the same photos, merged.
 
@@ -227,6 +265,7 @@ def evaluate_tables(
         engine = Engine(config, cache, device=device, levels=level_table(table))
         engine.warm_up()
         result = evaluate(engine, data, evaluators, lvs, probes, crops=crops, table=table, identities=identities,
+                          person_level=person_level, decoys=decoys,
                           baseline=i == 0, log=log, galleries=galleries)
         if merged is None:
             merged = result
@@ -257,6 +296,8 @@ def run_eval_faces(args: argparse.Namespace) -> int:
     probes = data.probes(per_identity, identities)
     if args.quick:
         probes = quick_probes(probes)
+    if getattr(args, "chips_only", False):
+        probes = [p for p in probes if p.kind == "chip"]
     evaluators = load_evaluators(cache, args.evaluators.split(","))
     counted = sum(1 for p in probes for f in p.faces if f.identity in identities)
     print(f"split {args.split}{' (quick)' if args.quick else ''}: {len(probes)} probe photos "
@@ -264,10 +305,13 @@ def run_eval_faces(args: argparse.Namespace) -> int:
           f"{len(identities)} people; tables: {', '.join(tables)}; evaluators: {', '.join(e.name for e in evaluators)}")
     args.out.mkdir(parents=True, exist_ok=True)
     result = evaluate_tables(config, cache, data, evaluators, levels, probes, crops=args.out / "crops",
-                             identities=identities)
+                             identities=identities, person_level=getattr(args, "person_level", False),
+                             decoys=getattr(args, "decoys", "person"))
     result["settings"] = {"levels": [lv.value for lv in requested], "per_identity": per_identity,
                           "split": args.split, "identities": sorted(identities), "quick": args.quick,
-                          "surrogates": list(config.surrogates)}
+                          "surrogates": list(config.surrogates),
+                          "person_level": getattr(args, "person_level", False), "decoys": getattr(args, "decoys", "person"),
+                          "chips_only": getattr(args, "chips_only", False)}
     (args.out / "faces.json").write_text(json.dumps(result, indent=2, default=str))
     text = write_report(result, args.out)
     print(text)

@@ -1,6 +1,7 @@
 """The face-cloak level tables the evaluation can put side by side on the same photos.
 
 * ``current``: whatever :data:`ally.levels.FACE_CLOAK` holds at run time (what users get).
+* ``v2``: the levels before v3 (issue 9's perceptual budget on the face box), on v3's code.
 * ``v1``: the levels before the perceptual budget (issue 9), kept measurable after the live table changed.
 * ``fawkes``: our optimiser under Fawkes 1.0's published budgets — DSSIM ≤ 0.012 at 75 steps ("mid") and
   ≤ 0.017 at 150 steps ("high"), 224 px crops. The table is keyed by level names, so Fawkes' mid sits in the
@@ -29,7 +30,7 @@ FAWKES_NAMES = {Level.LOW: "fawkes-mid (DSSIM 0.012, 75 steps)", Level.HIGH: "fa
 
 FACE_CLOAK_V1 = levels.FACE_CLOAK_V1
 
-TABLES = ("current", "v1", "fawkes")
+TABLES = ("current", "v2", "v1", "fawkes")
 
 
 def level_table(name: str) -> Mapping[Level, CloakSettings]:
@@ -37,6 +38,8 @@ def level_table(name: str) -> Mapping[Level, CloakSettings]:
         return levels.FACE_CLOAK
     if name == "v1":
         return FACE_CLOAK_V1
+    if name == "v2":
+        return levels.FACE_CLOAK_V2
     if name == "fawkes":
         return FAWKES
     raise ValueError(f"unknown level table {name!r}; choose from {', '.join(TABLES)}")

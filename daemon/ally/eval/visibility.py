@@ -22,9 +22,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..faces.head import HEAD_PAD, head_box
+
 BUTTERAUGLI = "butteraugli"  # Debian package `butteraugli`
 BUTTERAUGLI_TIMEOUT_S = 600
-FACE_PAD = 0.25  # a face region is its box grown by this fraction of its size on each side (hair, chin, edges)
+FACE_PAD = HEAD_PAD  # a face region is the head: its box grown by this fraction of its size on each side
 MIN_SIDE = 8  # SSIMULACRA2 needs at least 8×8 pixels
 AMPLIFY = 8  # the difference panel shows |protected − original| × this (on mid-grey), so faint changes show
 
@@ -98,12 +100,8 @@ def butteraugli(ref: np.ndarray, test: np.ndarray) -> float | None:
 
 
 def face_region(box: Box, shape: tuple[int, ...], pad: float = FACE_PAD) -> tuple[int, int, int, int]:
-    """Integer crop (x1, y1, x2, y2) of a face box grown by ``pad`` of its size, clipped to the image."""
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    H, W = shape[:2]
-    return (max(0, int(x1 - pad * w)), max(0, int(y1 - pad * h)),
-            min(W, int(np.ceil(x2 + pad * w))), min(H, int(np.ceil(y2 + pad * h))))
+    """Integer crop (x1, y1, x2, y2) of a face box grown by ``pad`` of its size (the head), clipped to the image."""
+    return head_box(box, shape, pad)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from aiohttp.web_protocol import ERROR, RequestHandler
 
 from .. import __version__
 from ..config import DEFAULT_PORT
+from ..me import MeStore
 from .auth import LOOPBACK, authenticate, host_allowed, rejection
 from . import logs
 from .engines import Engines, device_name
@@ -29,7 +30,7 @@ from .errors import ErrorCode, ProtocolError
 from .handlers import DISPATCH
 from .imagecheck import HeaderChecks
 from .jobs import JobManager
-from .keys import BROKER, CHECKS, ENGINES, JOBS, LIMITS, LOCAL_TOKEN, PAIRINGS, SETTINGS, \
+from .keys import BROKER, CHECKS, ENGINES, JOBS, LIMITS, LOCAL_TOKEN, ME, PAIRINGS, SETTINGS, \
     DaemonSettings
 from .limits import Limits
 from .pairing import PairingBroker, PairingRegistry
@@ -127,8 +128,9 @@ CONNECTIONS = web.AppKey("ally.connections", Connections)
 
 
 def create_app(engines: Engines, store: SecretStore, *, settings: DaemonSettings | None = None,
-               limits: Limits | None = None, lane_workers: int = 1) -> web.Application:
-    """The daemon as an aiohttp application; ``engines`` and ``store`` are injected (tests pass fakes)."""
+               limits: Limits | None = None, lane_workers: int = 1, me: MeStore | None = None) -> web.Application:
+    """The daemon as an aiohttp application; ``engines`` and ``store`` are injected (tests pass fakes), and so
+    is ``me``, the user's reference embeddings (default: the one in the user config dir)."""
     logs.install()
     app = web.Application(client_max_size=MAX_HTTP_BODY)
     limits = limits or Limits()
@@ -141,6 +143,7 @@ def create_app(engines: Engines, store: SecretStore, *, settings: DaemonSettings
     app[JOBS] = JobManager(limits, (image_device,), ready=engines.ready, workers=lane_workers,
                            text_devices=text_devices)
     app[CHECKS] = HeaderChecks()
+    app[ME] = me or MeStore()
     app[CONNECTIONS] = Connections(limits)
     app[PAIRINGS] = registry
     app[BROKER] = PairingBroker(registry, limits.pairing_code_ttl_s)

@@ -18,10 +18,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..enrol import Enrolment, NoFaceError
 from ..imaging.errors import ImageError
-from ..imaging.io import LoadedImage, encode_image, load_image, unchanged_bytes
+from ..imaging.io import LoadedImage, load_image
+from ..imaging.serve import encode_served, prepare, round_trip
 from ..levels import Level
+from ..me import MeStore, MeStoreError
 from ..protections import DEFAULT_PROTECTIONS, METADATA, PROTECTIONS, format_protections
+from ..sites import SiteProfile, load_sites
 from .errors import ErrorCode, ProtocolError
 from .jobs import JobOutput, Progress
 
@@ -51,7 +55,9 @@ class ImageEngine(Protocol):
 
     def warm_up(self) -> None: ...
     def protect(self, image: LoadedImage, level: Level, progress: Progress | None = None, *,
-                protections: frozenset[str] = DEFAULT_PROTECTIONS) -> PhotoResult: ...
+                protections: frozenset[str] = DEFAULT_PROTECTIONS, site: SiteProfile | None = None,
+                written: Callable[[np.ndarray], np.ndarray] | None = None, only_me: bool | None = None) -> PhotoResult: ...
+    def enrol(self, image: LoadedImage) -> Enrolment: ...
 
 
 class TextResult(Protocol):
@@ -148,12 +154,14 @@ class Engines:
         image: dict[str, Any] = unavailable("no image engine") if self.image is None else {
             "available": self.state != "failed", "device": device_name(self.image),
             "levels": [level.value for level in Level], "formats": ["same", *_OUTPUT_FORMATS],
-            "protections": list(PROTECTIONS)}
+            "protections": list(PROTECTIONS), "sites": list(load_sites())}
         if self.image is not None and self.state == "failed":
             image["reason"] = f"the models could not be loaded: {self.error}"
         text: dict[str, Any] = unavailable(self.text_unavailable_reason) if self.text is None else {
             "available": True, "device": device_name(self.text), "levels": [level.value for level in Level]}
-        return {"protect.image": image, "protect.text": text, "cancel": {"available": True},
+        me: dict[str, Any] = {"available": image.get("available", False)} if self.image is not None else \
+            unavailable("no image engine")
+        return {"protect.image": image, "protect.text": text, "me": me, "cancel": {"available": True},
                 "progress": {"available": True}}
 
     def check(self, kind: str) -> None:
@@ -194,12 +202,14 @@ def output_format(requested: str, source_format: str) -> str | None:
 
 def image_work(
     engine: Callable[[], ImageEngine], payload: bytes, level: Level, fmt: str,
-    protections: frozenset[str] = DEFAULT_PROTECTIONS,
+    protections: frozenset[str] = DEFAULT_PROTECTIONS, site: SiteProfile | None = None, full_size: bool = False,
+    only_me: bool = False,
 ) -> Callable[[Progress], JobOutput]:
-    """Decode ``payload``, protect it with ``engine()``, encode it; the result for ``protect.image``.
+    """Decode ``payload``, bring it to ``site``'s served size (unless ``full_size``; ``ally.imaging.serve``, as
+    ``ally protect --site`` does), protect it with ``engine()``, encode it; the result for ``protect.image``.
 
     Without ``metadata`` in ``protections`` the photo keeps its metadata (the original file itself when its pixels
-    did not change), as ``ally protect`` does."""
+    did not change and it was not resized), as ``ally protect`` does."""
     keep = METADATA not in protections
 
     def work(progress: Progress) -> JobOutput:
@@ -207,27 +217,48 @@ def image_work(
         protector = engine()
         try:
             image = load_image(payload)
-            result = protector.protect(image, level, progress, protections=protections)
-            out_format = output_format(fmt, image.format)
-            unchanged = result.rgb is image.rgb or np.array_equal(result.rgb, image.rgb)
-            if unchanged and out_format in (None, image.format):
-                data, mime = unchanged_bytes(image, keep_metadata=keep)  # no re-encode
-            else:
-                data, mime = encode_image(result.rgb, image, format=out_format, keep_metadata=keep)
+            served = prepare(image, site=site, full_size=full_size, format=_OUTPUT_FORMATS.get(fmt))
+            result = protector.protect(served.image, level, progress, protections=protections, site=site,
+                                       written=round_trip(served), only_me=only_me)
+            written = encode_served(result.rgb, served, keep_metadata=keep)
         except ImageError as e:
             raise ProtocolError.from_image_error(e) from None
         similarity = [max(r.similarity.values()) for r in result.reports if getattr(r, "similarity", None)]
         return JobOutput(
-            {"image": {"bytes": len(data), "type": mime, "width": image.width, "height": image.height},
+            {"image": {"bytes": len(written.data), "type": written.mime, "width": served.image.width,
+                       "height": served.image.height},
              "level": level.value, "faces": len(result.faces), "cloaked": bool(result.cloaked),
              "similarity": [round(float(s), 4) for s in similarity],
              "receipt": [r.as_dict() for r in getattr(result, "receipts", [])],
              "protect": format_protections(protections).split(","),
              "expression_receipt": [r.as_dict() for r in getattr(result, "expression_receipts", [])],
              "device": device_name(protector),
-             "elapsed_ms": round((time.monotonic() - started) * 1000)},
-            data,
+             "elapsed_ms": round((time.monotonic() - started) * 1000),
+             "served": {**served.as_dict(), "format": written.format, "quality": written.quality}},
+            written.data,
         )
+
+    return work
+
+
+def enrol_work(engine: Callable[[], ImageEngine], payload: bytes, store: MeStore) -> Callable[[Progress], JobOutput]:
+    """Decode ``payload``, embed its largest face, store only the embeddings; the result for ``me.add``."""
+
+    def work(progress: Progress) -> JobOutput:
+        progress("finding your face", 0.0)
+        try:
+            enrolment = engine().enrol(load_image(payload))
+        except ImageError as e:
+            raise ProtocolError.from_image_error(e) from None
+        except NoFaceError as e:
+            raise ProtocolError(ErrorCode.NO_FACE, str(e)) from None
+        progress("storing the embeddings", 1.0)
+        try:
+            ref = store.add(enrolment.embeddings, faces=enrolment.faces, note=enrolment.note)
+            count = len(store.list())
+        except MeStoreError as e:
+            raise ProtocolError(ErrorCode.ME_STORE, str(e)) from None
+        return JobOutput({"reference": ref.as_dict(), "count": count})
 
     return work
 

@@ -52,6 +52,9 @@ class ErrorCode(IntEnum):
     SHUTTING_DOWN = 405
     UNKNOWN_JOB = 406
     ENGINE_UNAVAILABLE = 407
+    NO_FACE = 408
+    ME_STORE = 409
+    UNKNOWN_REFERENCE = 410
     # 5xx: the image could not be read or written
     NOT_AN_IMAGE = 500
     UNSUPPORTED_FORMAT = 501
@@ -114,6 +117,9 @@ ERRORS: dict[ErrorCode, ErrorInfo] = {
     ErrorCode.SHUTTING_DOWN: ErrorInfo("the daemon is shutting down", 503, True),
     ErrorCode.UNKNOWN_JOB: ErrorInfo("no job with this id on this connection", 404, False),
     ErrorCode.ENGINE_UNAVAILABLE: ErrorInfo("the protection models could not be loaded", 503, True),
+    ErrorCode.NO_FACE: ErrorInfo("no face was found in the photo", 422, False),
+    ErrorCode.ME_STORE: ErrorInfo("your reference embeddings could not be read or written", 500, False),
+    ErrorCode.UNKNOWN_REFERENCE: ErrorInfo("no reference with this id", 404, False),
     ErrorCode.NOT_AN_IMAGE: ErrorInfo("not a supported image (JPEG, PNG, WebP, TIFF, BMP or GIF)", 415, False),
     ErrorCode.UNSUPPORTED_FORMAT: ErrorInfo("this image format is not supported", 415, False),
     ErrorCode.TRUNCATED_IMAGE: ErrorInfo("the image is incomplete (truncated)", 400, False),

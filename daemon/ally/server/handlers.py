@@ -12,11 +12,13 @@ from typing import Any
 
 from .. import __version__
 from ..levels import Level
+from ..me import MeStoreError
 from ..protections import parse_protections
-from .engines import device_name, image_work, text_work
+from ..sites import profile
+from .engines import device_name, enrol_work, image_work, text_work
 from .errors import ErrorCode, ProtocolError
 from .jobs import IMAGE, LONG_TEXT, TEXT, Job
-from .keys import BROKER, CHECKS, ENGINES, PAIRINGS, SETTINGS
+from .keys import BROKER, CHECKS, ENGINES, ME, PAIRINGS, SETTINGS
 from .protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, Request
 from .session import SESSIONS, Dispatch, Handler, Session, Upload
 
@@ -58,6 +60,7 @@ def _admit(session: Session) -> None:
 
 
 def handle_protect_image(session: Session, request: Request) -> None:
+    """protect.image and me.add: the photo's frame is awaited, then checked (``start_image_job``)."""
     session.app[ENGINES].check("image")
     announced = request.params["image"]["bytes"]
     if announced > session.limits.max_image_bytes:
@@ -87,16 +90,24 @@ async def start_image_job(session: Session, upload: Upload, payload: memoryview)
                                                        f"is {limits.max_image_pixels}")
     if session.requests.get(request.id) is not upload:  # cancelled (answered) while it was checked
         return
-    level, fmt = _level(session, request.params), request.params.get("format", "same")
-    protections = _protections(session, request.params)
     engines.check("image")
     image = engines.image
     assert image is not None  # engines.check("image")
     fallback = engines.cpu_fallback
-    job = Job(request.id, image_work(lambda: image, data, level, fmt, protections),
-              fallback=image_work(fallback.get, data, level, fmt, protections) if fallback is not None else None,
-              size=len(data), on_progress=session.on_progress,
-              progress_interval_s=limits.progress_interval_s)
+    if request.method == "me.add":
+        job = Job(request.id, enrol_work(lambda: image, data, session.app[ME]), size=len(data),
+                  on_progress=session.on_progress, progress_interval_s=limits.progress_interval_s)
+    else:
+        level, fmt = _level(session, request.params), request.params.get("format", "same")
+        protections = _protections(session, request.params)
+        site = profile(request.params["site"]) if "site" in request.params else None  # the schema named a known one
+        full_size = bool(request.params.get("full_size", False))
+
+        def work(engine: Any) -> Any:
+            return image_work(engine, data, level, fmt, protections, site, full_size, session.app[SETTINGS].only_me)
+
+        job = Job(request.id, work(lambda: image), fallback=work(fallback.get) if fallback is not None else None,
+                  size=len(data), on_progress=session.on_progress, progress_interval_s=limits.progress_interval_s)
     session.jobs.submit(job, device_name(image), IMAGE)
     del session.requests[request.id]
     session.track(job)
@@ -165,9 +176,40 @@ def handle_settings(session: Session, request: Request) -> dict[str, Any]:
     current = session.app[SETTINGS]
     if "level" in request.params:
         current.level = Level(request.params["level"])
-        if current.on_change is not None:
-            current.on_change(current)
-    return {"level": current.level.value, "device": session.app[ENGINES].device}
+    if "only_me" in request.params:
+        current.only_me = request.params["only_me"]
+    if request.params and current.on_change is not None:
+        current.on_change(current)
+    return {"level": current.level.value, "device": session.app[ENGINES].device, "only_me": current.only_me}
+
+
+def _me_error(e: MeStoreError) -> ProtocolError:
+    return ProtocolError(ErrorCode.ME_STORE, str(e))
+
+
+def handle_me_list(session: Session, request: Request) -> dict[str, Any]:
+    try:
+        refs = session.app[ME].list()
+    except MeStoreError as e:
+        raise _me_error(e) from None
+    return {"references": [r.as_dict() for r in refs], "only_me": session.app[SETTINGS].only_me}
+
+
+def handle_me_forget(session: Session, request: Request) -> dict[str, Any]:
+    store = session.app[ME]
+    try:
+        if request.params.get("all"):
+            forgotten = store.forget_all()
+        else:
+            rid = request.params["id"]
+            if all(r.id != rid for r in store.list()):
+                raise ProtocolError(ErrorCode.UNKNOWN_REFERENCE, f"no reference {rid!r}")
+            store.forget(rid)
+            forgotten = 1
+        left = store.list()
+    except MeStoreError as e:
+        raise _me_error(e) from None
+    return {"forgotten": forgotten, "references": [r.as_dict() for r in left]}
 
 
 def handle_pair_begin(session: Session, request: Request) -> dict[str, Any]:
@@ -190,6 +232,9 @@ HANDLERS: dict[str, Handler] = {
     "hello": handle_hello,
     "protect.image": handle_protect_image,
     "protect.text": handle_protect_text,
+    "me.add": handle_protect_image,  # the same frame handling; start_image_job makes an enrolment job of it
+    "me.list": handle_me_list,
+    "me.forget": handle_me_forget,
     "cancel": handle_cancel,
     "status": handle_status,
     "settings": handle_settings,

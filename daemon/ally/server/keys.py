@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..levels import Level
+from ..me import MeStore
 from ..protections import DEFAULT_PROTECTIONS
 from .engines import Engines
 from .imagecheck import HeaderChecks
@@ -26,6 +27,7 @@ class DaemonSettings:
     level: Level = Level.MEDIUM
     extension_ids: tuple[str, ...] = ()  # when set, only these extensions may pair or connect
     protect: frozenset[str] = DEFAULT_PROTECTIONS  # a protect.image request without ``protect`` gets these
+    only_me: bool = False  # "protect me": cloak only the user's own face (the config's only_me; settable)
     on_change: Callable[[DaemonSettings], None] | None = None  # persists a change (the config file)
     started: float = field(default_factory=time.monotonic)
 
@@ -38,3 +40,4 @@ PAIRINGS = web.AppKey("ally.pairings", PairingRegistry)
 BROKER = web.AppKey("ally.broker", PairingBroker)
 LOCAL_TOKEN = web.AppKey("ally.local_token", str)
 CHECKS = web.AppKey("ally.checks", HeaderChecks)
+ME = web.AppKey("ally.me", MeStore)  # the user's reference embeddings ("protect me")

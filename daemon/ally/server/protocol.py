@@ -21,6 +21,7 @@ from jsonschema.exceptions import best_match
 
 from ..levels import Level
 from ..protections import PROTECTIONS
+from ..sites import load_sites
 from .errors import ERRORS, ErrorCode, ProtocolError
 from .limits import MAX_ID_CHARS, MAX_JSON_DEPTH
 
@@ -118,6 +119,26 @@ _EXPRESSION_RECEIPT = _obj(
     ("reader", "condition", "found", "clean", "clean_confidence", "after", "after_confidence", "changed"),
 )
 
+# Serve-size protection (issue 17): the site a photo goes to (the names of the one table, ally/sites.json).
+_SITE = {"enum": list(load_sites())}
+_SIZE = {"type": "integer", "minimum": 1}
+_SERVED = _obj(
+    {"site": {"anyOf": [_SITE, {"type": "null"}]}, "width": _SIZE, "height": _SIZE, "original_width": _SIZE,
+     "original_height": _SIZE, "resized": {"type": "boolean"}, "full_size": {"type": "boolean"},
+     "format": {"enum": ["JPEG", "PNG", "WEBP", "TIFF", "BMP"]},
+     "quality": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 100}, {"type": "null"}]}},
+    ("site", "width", "height", "original_width", "original_height", "resized", "full_size", "format", "quality"),
+)
+# "Protect me" (issue 17): the user's reference embeddings, listed by id; never a photo.
+_REF_ID = {"type": "string", "pattern": "^[0-9a-f]{8}$"}
+_REFERENCE = _obj(
+    {"id": _REF_ID, "added": {"type": "string", "maxLength": 40}, "faces": {"type": "integer", "minimum": 1},
+     "note": {"type": "string", "maxLength": 200}, "models": {"type": "array", "items": {"type": "string"}}},
+    ("id", "added", "faces", "note", "models"),
+)
+_REFERENCES = _obj({"references": {"type": "array", "items": _REFERENCE}, "only_me": {"type": "boolean"}},
+                   ("references", "only_me"))
+
 METHODS: dict[str, Method] = {
     "hello": Method(
         params=_obj({"protocol": {"type": "integer", "minimum": 1},
@@ -146,6 +167,8 @@ METHODS: dict[str, Method] = {
                 "level": _LEVEL,
                 "format": {"enum": _IMAGE_FORMATS},
                 "protect": _PROTECT,
+                "site": _SITE,
+                "full_size": {"type": "boolean"},
             },
             ("image",),
         ),
@@ -164,14 +187,37 @@ METHODS: dict[str, Method] = {
                 "expression_receipt": {"type": "array", "items": _EXPRESSION_RECEIPT},
                 "device": {"type": "string"},
                 "elapsed_ms": _COUNT,
+                "served": _SERVED,
             },
             ("image", "level", "faces", "cloaked", "similarity", "protect", "expression_receipt", "device",
-             "elapsed_ms"),
+             "elapsed_ms", "served"),
         ),
         sessions=_WORK,
         binary_in=True,
         binary_out=True,
         doc="Protect one photo. The encoded image follows as a binary frame; the protected one comes back so.",
+    ),
+    "me.add": Method(
+        params=_obj({"image": _obj({"bytes": {"type": "integer", "minimum": 1},
+                                    "type": {"type": "string", "maxLength": 100}}, ("bytes",))}, ("image",)),
+        result=_obj({"reference": _REFERENCE, "count": _COUNT}, ("reference", "count")),
+        sessions=_WORK,
+        binary_in=True,
+        doc="Add a photo of the user for \"protect me\": its largest face's embeddings are kept, never the photo. "
+            "The photo follows as a binary frame.",
+    ),
+    "me.list": Method(
+        params=_obj({}),
+        result=_REFERENCES,
+        sessions=_WORK,
+        doc="The user's references (id, date added, faces, note) and the only-me setting.",
+    ),
+    "me.forget": Method(
+        params={"oneOf": [_obj({"id": _REF_ID}, ("id",)), _obj({"all": {"const": True}}, ("all",))]},
+        result=_obj({"forgotten": _COUNT, "references": {"type": "array", "items": _REFERENCE}},
+                    ("forgotten", "references")),
+        sessions=_WORK,
+        doc="Forget one reference (id) or all of them (all: true); answers with those left.",
     ),
     "protect.text": Method(
         params=_obj({"text": {"type": "string"}, "level": _LEVEL}, ("text",)),
@@ -217,10 +263,11 @@ METHODS: dict[str, Method] = {
         doc="What the daemon is doing: device, models, queue depth, connections, pairing store.",
     ),
     "settings": Method(
-        params=_obj({"level": _LEVEL}),
-        result=_obj({"level": _LEVEL, "device": {"type": "string"}}, ("level", "device")),
+        params=_obj({"level": _LEVEL, "only_me": {"type": "boolean"}}),
+        result=_obj({"level": _LEVEL, "device": {"type": "string"}, "only_me": {"type": "boolean"}},
+                    ("level", "device")),
         sessions=_WORK,
-        doc="Read the settings; with params, change them first (only the default level is settable).",
+        doc="Read the settings; with params, change them first (the default level and only-me are settable).",
     ),
     "pair.begin": Method(
         params=_obj({"name": _NAME}),

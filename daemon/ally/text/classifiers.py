@@ -73,26 +73,18 @@ class LinearNgramModel:
     _vectorizer: object = field(default=None, repr=False)
 
     def vectorizer(self):
+        """The n-gram featuriser (scikit-learn's analysers and weighting, without importing scikit-learn)."""
         if self._vectorizer is None:
-            from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+            from .features import NgramFeaturizer
 
-            common = dict(analyzer=self.analyzer, ngram_range=self.ngram, lowercase=self.lowercase,
-                          vocabulary={t: i for i, t in enumerate(self.vocabulary)}, dtype=np.float32)
-            if self.analyzer == "word":
-                common["token_pattern"] = WORD_TOKENS
-            if self.idf is None:
-                vec = CountVectorizer(binary=self.binary, **common)
-            else:
-                vec = TfidfVectorizer(sublinear_tf=True, binary=self.binary, **common)
-                vec.idf_ = self.idf
-            self._vectorizer = vec
+            self._vectorizer = NgramFeaturizer(
+                self.analyzer, tuple(self.ngram), self.lowercase, self.binary,
+                {t: i for i, t in enumerate(self.vocabulary)}, self.idf,
+                **({"token_pattern": WORD_TOKENS} if self.analyzer == "word" else {}))
         return self._vectorizer
 
-    def features(self, texts: Sequence[str]):
-        return self.vectorizer().transform(list(texts))
-
     def logits(self, texts: Sequence[str]) -> np.ndarray:
-        return np.asarray(self.features(texts) @ self.coef.T) + self.intercept
+        return self.vectorizer().dot(list(texts), self.coef) + self.intercept
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         z = self.logits(texts) / self.temperature

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..levels import Level
 from .classifiers import predict
+from .fixed_phrases import broken_phrases
 from .corpus import majority, samples
 from .resources import BLOG_MODEL, load_blog_posts
 
@@ -49,7 +50,8 @@ def word_diff(a: str, b: str) -> str:
 
 
 FACT_FILES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "text"
-FACT_FILE_NAMES = ("stated_facts.txt", "held_out_posts.txt")  # tuned on / never tuned on
+# tuned on / held out for issue 11 (seen since) / held out for issue 18 (written before its rules, never tuned on)
+FACT_FILE_NAMES = ("stated_facts.txt", "held_out_posts.txt", "held_out_v3.txt")
 
 
 def article_errors(text: str) -> int:
@@ -137,6 +139,7 @@ def evaluate(protector, items, levels: list[Level], *, log=print) -> dict:
                                                    if marked else None),
             "wall_seconds": time.perf_counter() - t0,
             "article_errors": sum(article_errors(r.text) > article_errors(r.original) for r in results),
+            "broken_phrases": [p for r in results for p in broken_phrases(r.original, r.text)],
             "rewrites": [{"original": r.original, "rewrite": r.text} for r in results if r.changes][:50],
             "facts": {name: fact_leaks(protector, FACT_FILES / name, level) for name in FACT_FILE_NAMES
                       if (FACT_FILES / name).is_file()},
@@ -168,7 +171,8 @@ def format_report(report: dict) -> str:
                      f"mean {100 * r['changed_fraction_mean']:.1f}% (max {100 * r['changed_fraction_max']:.1f}%), "
                      f"{r['seconds_mean']:.2f} s/post mean, {r['seconds_median']:.2f} median, "
                      f"{r['seconds_p95']:.2f} p95; surrogate goal reached {100 * r['goal_reached']:.0f}%; "
-                     f"posts with a new a/an error: {r['article_errors']}")
+                     f"posts with a new a/an error: {r['article_errors']}; idioms broken: "
+                     f"{len(r.get('broken_phrases', []))}")
         for name, f in r.get("facts", {}).items():
             lines.append(f"        stated facts left ({name}): {f['left']}/{f['facts']} "
                          f"({100 * f['share_left']:.1f}%)" + "".join(
@@ -185,6 +189,12 @@ def format_report(report: dict) -> str:
         for i, rw in enumerate(report["levels"][lv]["rewrites"], 1):
             lines.append(f"  {i}. {rw['original']!r}\n     -> {rw['rewrite']!r}")
         lines.append("")
+        for name, f in report["levels"][lv].get("facts", {}).items():
+            lines.append(f"rewrites of {name} at {lv}:")
+            for i, row in enumerate(f["rows"], 1):
+                flag = f"   LEFT {row['left']}" if row["left"] else ""
+                lines.append(f"  {i}. {row['original']!r}\n     -> {row['rewrite']!r}{flag}")
+            lines.append("")
     return "\n".join(lines)
 
 

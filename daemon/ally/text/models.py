@@ -10,9 +10,10 @@ whenever the corpus's sha256 or the recipes change.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,9 +106,57 @@ class TextModels:
         return self._embedder
 
 
+class LazyLexicon(Mapping):
+    """A lexicon read on first use: Sap et al.'s lexica (a 37 MB database, hashed and read) serve only the
+    evaluation, so a CLI call that protects one post never pays for them."""
+
+    def __init__(self, load: Callable[[], dict[str, float]]):
+        self._load, self._data = load, None
+
+    def _get(self) -> dict[str, float]:
+        if self._data is None:
+            self._data = self._load()
+        return self._data
+
+    def __getitem__(self, key: str) -> float:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+
+def cached_synonyms(cache: ModelCache, *, pull: bool = True) -> dict[str, list[str]]:
+    """WordNet's synonym table, built once (15 s on a busy 2-core machine) and kept as JSON beside the trained
+    classifiers, keyed by the WordNet files' sha256 and the builder's source."""
+    spec = cache.manifest.model(R.WORDNET_MODEL)
+    key = hashlib.sha256(("|".join(f.sha256 for f in spec.files) + inspect.getsource(R.load_wordnet_synonyms))
+                         .encode()).hexdigest()[:16]
+    path = store_dir(cache) / f"synonyms-{key}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            pass  # a torn write: rebuild
+    table = R.load_wordnet_synonyms(cache.files(R.WORDNET_MODEL, pull=pull))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table), encoding="utf-8")
+        tmp.replace(path)
+    except OSError:  # a read-only cache: built again next time
+        pass
+    return table
+
+
 def load_text_models(cache: ModelCache, *, pull: bool = True, log: Log | None = None) -> TextModels:
+    """Only what protecting a post needs is read (and hashed) here; Sap's lexica load on first use, the
+    synonym table comes from its JSON once built, and the corpus is read only to (re)train."""
     trained = ensure_trained(cache, pull=pull, log=log)
-    files = {mid: cache.files(mid, pull=pull) for mid in R.TEXT_MODELS}
+    needed = (R.ABCLF_MODEL, R.BREAME_MODEL, R.MINILM_MODEL)
+    files = {mid: cache.files(mid, pull=pull) for mid in needed}
     breame = R.load_breame(files[R.BREAME_MODEL])
     surrogates: dict[str, AttributeEnsemble] = {}
     for attribute, names in SURROGATE_MODELS.items():
@@ -119,14 +168,20 @@ def load_text_models(cache: ModelCache, *, pull: bool = True, log: Log | None = 
         surrogates[attribute] = AttributeEnsemble(attribute, models)
     surrogates["region"] = AttributeEnsemble(
         "region", [VarietyLexiconModel("breame-region", breame_lexicon(breame), rule="soft")])
-    sap = R.load_sap_lexica(files[R.SAP_MODEL]["dlatk_lexica.db"])
+    sap: dict = {}
+
+    def sap_part(part: str) -> dict[str, float]:
+        if not sap:
+            sap.update(R.load_sap_lexica(cache.files(R.SAP_MODEL, pull=pull)["dlatk_lexica.db"]))
+        return sap[part]
+
     evaluators: dict[str, list[AttributeModel]] = {
         attribute: [LinearNgramModel.load(trained / f"{n}-{attribute}.npz") for n in names]
         for attribute, names in EVALUATOR_MODELS.items()
     }
-    evaluators["age"].append(SapLexiconModel("sap-age", "age", sap["AGE"]))
-    evaluators["gender"].append(SapLexiconModel("sap-gender", "gender", sap["GENDER"]))
+    evaluators["age"].append(SapLexiconModel("sap-age", "age", LazyLexicon(lambda: sap_part("AGE"))))
+    evaluators["gender"].append(SapLexiconModel("sap-gender", "gender", LazyLexicon(lambda: sap_part("GENDER"))))
     evaluators["region"] = [VarietyLexiconModel(
         "abclf-region", R.load_abclf_lexicon(files[R.ABCLF_MODEL]["lexicon.pickle"]), rule="abclf")]
-    synonyms = R.load_wordnet_synonyms(files[R.WORDNET_MODEL])
+    synonyms = cached_synonyms(cache, pull=pull)
     return TextModels(surrogates, evaluators, synonyms, breame, files[R.MINILM_MODEL])

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..levels import TEXT, Level, TextSettings
 from .embed import WordVectors
 from .explicit import FACT_CATEGORIES, ExplicitPass, Finding, fix_articles
+from .fixed_phrases import fixed_spans
 from .models import TextModels, load_text_models
 from .recipes import conceal_recipe
 from .tokens import Edit, Span, apply_edits, protected_spans, words
@@ -151,7 +152,9 @@ class TextProtector:
                           dialect=settings.dialect)
         applied, kept_safe = xp.choose(xp.candidates(text), locked)
         explicit = [f.edit() for f in applied]
-        spans = [*locked, *(Span(e.start, e.end, "explicit") for e in explicit)]
+        # idioms and verb + particle/-ing pairs are locked against the search (the explicit pass may still
+        # generalise a fact inside one, with its own slot-fitting phrase)
+        spans = [*locked, *(Span(e.start, e.end, "explicit") for e in explicit), *fixed_spans(text)]
         ws = words(text, spans)
         recipe = self.recipe(level, settings)
         # tone edits ("lol", "!!!") carry no content: they do not use the changed-word budget

@@ -40,6 +40,9 @@ from .transformations import (
 # boundary while one model still reads the attribute plainly, and what one model still reads, a held-out one
 # of another kind tends to read too.
 EVERY_MODEL = True
+# Deleting voice fillers ("Just", "honestly") takes the author's voice away: only high (explicit granularity
+# "remove") asks for it; lower levels delete only interjections and laughter, the tone they tone down (issue 18).
+FILLERS_AT = "remove"
 
 
 @dataclass
@@ -56,7 +59,8 @@ class Recipe:
 def conceal_recipe(settings: TextSettings, surrogates: dict[str, AttributeEnsemble], *,
                    synonyms: dict[str, list[str]], breame: BreameLists | None,
                    embedder: Embedder | None, word_vectors: WordVectors | None) -> Recipe:
-    parts: list[Transformation] = [Normalise(), DeleteFillers(), ExpandContractions(), Register(), Exclamations()]
+    parts: list[Transformation] = [Normalise(), DeleteFillers(voice=settings.explicit == FILLERS_AT),
+                                   ExpandContractions(), Register(), Exclamations()]
     if breame is not None:
         parts.append(SpellingVariants(breame))
     parts.append(Synonyms(synonyms, banned=frozenset(breame.british_to_american) if breame is not None else frozenset()))

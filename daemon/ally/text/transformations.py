@@ -66,7 +66,7 @@ _ELONGATED = re.compile(r"(\w)\1{2,}")
 
 # Informal or emotive words → the plain word for the same thing (hand-written; meaning kept).
 REGISTER: dict[str, str] = {
-    "awesome": "great", "amazing": "great", "anyways": "anyway", "stuff": "things", "kids": "children",
+    "awesome": "great", "anyways": "anyway", "stuff": "things", "kids": "children",
     "kid": "child", "maybe": "perhaps", "cute": "sweet", "adorable": "sweet", "gorgeous": "beautiful",
     "yummy": "tasty", "fave": "favorite", "fav": "favorite", "folks": "people", "till": "until",
 }
@@ -112,8 +112,7 @@ class Normalise(Transformation):
                 out.append(Candidate(single, "normalise"))
             else:
                 out += [Candidate(squeezed, "normalise"), Candidate(single, "normalise")]
-        if w.isupper() and len(w) > 2:
-            out.append(Candidate(w.lower() if i > 0 else w.capitalize(), "normalise"))
+        # shouted words keep their form (issue 18): no lower-casing of "REALLY"
         return out
 
 
@@ -147,12 +146,23 @@ def _filler_in_context(words: Sequence[Word], i: int, low: str) -> bool:
     return True
 
 
+# Interjections and laughter: tone, which medium and high tone down. The other fillers ("just", "honestly",
+# "really") are the author's voice: only high deletes them (issue 18).
+TONE_FILLERS = frozenset({"lol", "lmao", "rofl", "haha", "hahaha", "hehe", "hehehe", "heh", "lolz", "um", "umm",
+                          "uh", "er", "erm", "ugh", "omg", "hmm", "hmmm", "meh", "aww", "awww",
+                          "yikes", "gosh"})  # not "yay", "wow": they say how the author feels about it
+
+
+@dataclass
 class DeleteFillers(Transformation):
+    voice: bool = True  # also delete voice fillers ("just", "honestly"), not only interjections and laughter
+
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
         low = _ELONGATED.sub(r"\1\1", words[i].lower)
         if _LAUGH.fullmatch(words[i].text):
             return [Candidate("", "delete")]
-        filler = low if low in FILLERS else words[i].lower if words[i].lower in FILLERS else None
+        allowed = FILLERS if self.voice else TONE_FILLERS
+        filler = low if low in allowed else words[i].lower if words[i].lower in allowed else None
         if filler is not None and _filler_in_context(words, i, filler):
             return [Candidate("", "delete")]
         return []
@@ -168,7 +178,8 @@ def expand_contraction(word: str, next_word: str = "") -> str | None:
     else:
         for suffix, full in _SUFFIXES:
             if low.endswith(suffix) and len(low) > len(suffix):
-                if suffix == "'s" and (next_word.lower() in _HAS_NEXT or low[:-2] not in _IS_HOSTS):
+                if suffix == "'s" and (next_word.lower() in _HAS_NEXT or low[:-2] not in _IS_HOSTS
+                                       or next_word.lower().endswith(("ed", "en"))):  # "it's improved": has
                     return None  # "it's been" (has); "John's" (possessive)
                 new = low[:-len(suffix)] + full
                 break
@@ -206,9 +217,21 @@ class Exclamations(Transformation):
         return out
 
 
+# A negative contraction before its subject is a question or a tag ("isn't it?", "Why don't you"): written out it
+# is not English ("is not it?"). "it's" after these words is a misspelt possessive ("has it's benefits").
+_SUBJECTS = frozenset({"i", "you", "he", "she", "it", "we", "they", "there", "that", "this", "u", "ya"})
+_POSSESSIVE_SLOT = frozenset({"has", "have", "had", "of", "for", "with", "about", "on", "by", "lost", "lose", "in",
+                              "to", "from", "at", "into", "get", "got", "find", "found", "and", "know", "all"})
+
+
 class ExpandContractions(Transformation):
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
         nxt = words[i + 1].text if i + 1 < len(words) else ""
+        low = words[i].lower.replace("’", "'")
+        if low.endswith("n't") and nxt.lower() in _SUBJECTS:
+            return []
+        if low == "it's" and i > 0 and words[i - 1].lower in _POSSESSIVE_SLOT:
+            return []
         new = expand_contraction(words[i].text, nxt)
         return [Candidate(new, "expand")] if new and new != words[i].text else []
 
@@ -305,6 +328,7 @@ class Synonyms(Transformation):
             for syn in self.table.get(lemma, ()):
                 new = self._inflect(syn, rule)
                 if new and new not in seen and new not in GENDERED and (not rule or not syn.endswith(rule)) \
+                        and low not in new and new not in low \
                         and self._same_inflection(low, new) and common_enough(low, new) \
                         and new not in self.banned and syn not in self.banned:
                     seen.add(new)
@@ -334,8 +358,11 @@ class Compose(Transformation):
     parts: list[Transformation]
 
     def candidates(self, words: Sequence[Word], i: int) -> list[Candidate]:
+        shouted = words[i].text.isupper() and len(words[i].text) > 1
         seen, out = set(), []
         for p in self.parts:
+            if shouted and isinstance(p, (Synonyms, Register)):
+                continue  # "it really ROCKS!" → "STONES": a shouted word keeps its form
             for c in p.candidates(words, i):
                 if c.new not in seen and c.new != words[i].text:
                     seen.add(c.new)

@@ -71,15 +71,17 @@ def test_medium_keeps_meaning_and_budget_and_lowers_the_surrogates(protector, he
     results = [protector.protect(s.text, Level.MEDIUM) for s in held_out]
     assert all(r.changed_fraction <= settings.max_changed + 1e-9 for r in results)
     assert np.mean([r.similarity for r in results]) >= settings.min_similarity
-    # White-box: the attacked ensemble's confidence in its own original reading must drop on average (by 0.01:
+    # White-box: the attacked ensemble's confidence in its own original reading must drop on average (by 0.005:
     # since issue 11 the synonym pass refuses core-word, rare and part-of-speech-changing swaps, which were
-    # among the strongest moves; the gender drop went from ~0.03 to ~0.013).
+    # among the strongest moves; the gender drop went from ~0.03 to ~0.013; since issue 18 medium no longer
+    # deletes the author's voice fillers ("just", "honestly"), and on these 40 posts the gender drop went from
+    # 0.016 to 0.0074 — the price of rewrites a person would sign, reported in docs/text.md).
     for attr in ("age", "gender"):
         ens = text_models.surrogates[attr]
         before = ens.predict_proba([r.original for r in results])
         after = ens.predict_proba([r.text for r in results])
         k = before.argmax(axis=1)
-        assert np.mean(after[np.arange(len(k)), k]) < np.mean(before[np.arange(len(k)), k]) - 0.01, attr
+        assert np.mean(after[np.arange(len(k)), k]) < np.mean(before[np.arange(len(k)), k]) - 0.005, attr
 
 
 def test_explicit_facts_and_protected_spans_on_a_real_pipeline(protector):
