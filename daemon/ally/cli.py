@@ -6,14 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ally_models.cache import CacheError, ModelCache, default_cache
+from ally_models.cache import CacheError, default_cache
 
 from . import __version__
-from .config import ConfigError, load_config
+from .config import ConfigError
 from .levels import Level
 from .protections import EXPRESSION_TARGETS, PROTECTIONS, ProtectionsError, parse_protections
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_FAILED = 1
 LEVEL_HELP = "off | low | medium | high (off: only scrub metadata; default: the config's level)"
 PROTECT_HELP = (f"what to protect, comma-separated, from: {', '.join(PROTECTIONS)} (faces: the face cloak; emotion: "
                 "also hide the facial expression; metadata: remove EXIF/GPS/XMP; default: the config's, "
@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "models":
-            return _models(args, default_cache())
+            from .commands.models import run_models
+
+            return run_models(args, default_cache())
         if args.command == "protect":
             from .commands.protect import run_protect
             from .commands.site_args import check_site_arguments
@@ -200,60 +202,6 @@ def main(argv: list[str] | None = None) -> int:
         print("ally: interrupted", file=sys.stderr)
         return 130
     raise AssertionError(f"unhandled command {args.command}")
-
-
-def _models(args: argparse.Namespace, cache: ModelCache) -> int:
-    ids = args.ids or list(cache.manifest.models)
-    if args.action == "list":
-        print(f"{'id':16} {'role':10} {'family':14} {'state':8} source")
-        for mid in ids:
-            spec = cache.manifest.model(mid)
-            state = cache.state(mid, quick=True).summary
-            print(f"{mid:16} {spec.role:10} {spec.family:14} {state:8} {spec.files[0].package}")
-        print(f"cache: {cache.root}")
-        return EXIT_OK
-    if args.action == "pull":
-        from .commands.progress import Progress
-
-        bars: dict[str, Progress] = {}
-
-        def progress(name: str, done: int, total: int | None) -> None:
-            bar = bars.setdefault(name, Progress(name, total=total or 0, unit="B", unit_scale=True))
-            bar.update(done)
-
-        written = cache.pull(ids, progress=progress)
-        for bar in bars.values():
-            bar.close()
-        print(f"pulled {len(written)} file(s); " + ("all verified" if written else "everything was already there"))
-        return EXIT_OK
-    if args.action == "verify":
-        bad = 0
-        for state in cache.verify(ids):
-            print(f"{state.model_id:16} {state.summary}")
-            bad += not state.ok
-        return EXIT_FAILED if bad else EXIT_OK
-    if args.action == "rm":
-        if not args.ids:
-            print("ally: error: name the models to remove (or all of them)", file=sys.stderr)
-            return EXIT_USAGE
-        removed = cache.remove(ids)
-        print(f"removed: {', '.join(removed) or 'nothing (not in the cache)'}")
-        return EXIT_OK
-    raise AssertionError(args.action)
-
-
-def config_for(args: argparse.Namespace):
-    """The user's config, with command-line overrides applied."""
-    from dataclasses import replace
-
-    config = load_config()
-    if getattr(args, "device", None):
-        config = replace(config, device=args.device)
-    if getattr(args, "protect", None):
-        config = replace(config, protect=args.protect)
-    if getattr(args, "expression_target", None):
-        config = replace(config, expression_target=args.expression_target)
-    return config
 
 
 if __name__ == "__main__":

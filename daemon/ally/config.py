@@ -6,6 +6,7 @@ use and written back, so that every photo of one user is pushed toward the same 
 
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 import tomllib
@@ -109,6 +110,19 @@ def load_config(path: Path | None = None) -> Config:
     if not config.decoy_seed:
         config = replace(config, decoy_seed=secrets.token_hex(16))
         save_config(config, path)
+    return config
+
+
+def config_for(args: argparse.Namespace) -> Config:
+    """The user's config, with a command's overrides applied (its ``--device``, ``--protect`` and
+    ``--expression-target``, where the command has them and they were given)."""
+    config = load_config()
+    if getattr(args, "device", None):
+        config = replace(config, device=args.device)
+    if getattr(args, "protect", None):
+        config = replace(config, protect=args.protect)
+    if getattr(args, "expression_target", None):
+        config = replace(config, expression_target=args.expression_target)
     return config
 
 

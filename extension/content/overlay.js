@@ -6,32 +6,36 @@
   const STYLE = `
     :host { all: initial; }
     .box { position: fixed; z-index: 2147483647; width: 320px; box-sizing: border-box; padding: 12px 14px;
-      max-height: calc(100vh - 16px); overflow-y: auto;
+      max-height: calc(100vh - 16px); display: flex; flex-direction: column; overflow: hidden;
       background: #fff; color: #1f2937; border: 1px solid #cbd5e1; border-radius: 10px;
       box-shadow: 0 8px 24px rgba(15,23,42,.18); font: 13px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; }
-    .head { display: flex; align-items: center; gap: 8px; font-weight: 600; margin-bottom: 6px; }
+    .head { display: flex; align-items: center; gap: 8px; font-weight: 600; margin-bottom: 6px; flex: none; }
     .dot { width: 10px; height: 10px; border-radius: 50%; background: #2563eb; flex: none; }
     .box[data-state=error] .dot { background: #dc2626; }
     .box[data-state=done] .dot { background: #16a34a; }
     .msg { white-space: pre-wrap; word-break: break-word; }
-    .report { margin: 6px 0 0; padding-left: 18px; font-size: 12px; max-height: 120px; overflow: auto; }
+    /* One scroll area: the head and the buttons stay in view, everything between grows, then scrolls as one
+       (no box inside it is cut off at a fixed height). */
+    .content { overflow-y: auto; min-height: 0; flex: 0 1 auto; overscroll-behavior: contain; }
+    .report { margin: 6px 0 0; padding-left: 18px; font-size: 12px; }
     .report li.warn { color: #92400e; }
     .bar { height: 6px; background: #e2e8f0; border-radius: 3px; margin: 8px 0 2px; overflow: hidden; }
     .fill { height: 100%; width: 0; background: #2563eb; transition: width .2s; }
     .stage { color: #64748b; font-size: 12px; }
-    .buttons { display: flex; gap: 8px; justify-content: flex-end; margin-top: 10px; flex-wrap: wrap; }
+    .buttons { display: flex; gap: 8px; justify-content: flex-end; margin-top: 10px; flex-wrap: wrap; flex: none; }
     button { font: inherit; padding: 5px 10px; border-radius: 6px; border: 1px solid #cbd5e1; background: #f8fafc;
       cursor: pointer; color: #1f2937; }
     button.primary { background: #2563eb; border-color: #2563eb; color: #fff; }
     button.danger { background: #fff; border-color: #dc2626; color: #b91c1c; }
-    .diff { max-height: 180px; overflow: auto; border: 1px solid #e2e8f0; border-radius: 6px; padding: 6px 8px;
+    .diff { border: 1px solid #e2e8f0; border-radius: 6px; padding: 6px 8px;
       margin-top: 8px; background: #f8fafc; white-space: pre-wrap; word-break: break-word; }
     del { background: #fee2e2; color: #991b1b; }
     ins { background: #dcfce7; color: #166534; text-decoration: none; }
     del + ins { margin-left: 3px; }
     .thumbs { display: flex; gap: 6px; margin-top: 8px; }
-    .thumbs figure { margin: 0; flex: 1; text-align: center; font-size: 11px; color: #64748b; }
-    .thumbs img { width: 100%; height: 96px; object-fit: cover; border-radius: 4px; border: 1px solid #e2e8f0; }
+    .thumbs figure { margin: 0; flex: 1; min-width: 0; text-align: center; font-size: 11px; color: #64748b; }
+    .thumbs img { width: 100%; height: 96px; box-sizing: border-box; object-fit: cover; border-radius: 4px;
+      border: 1px solid #e2e8f0; display: block; }
     .box[data-state=warn] .dot { background: #d97706; }
     [hidden] { display: none !important; }
   `;
@@ -46,15 +50,17 @@
       this.root.innerHTML = `
         <div class="box" part="box" data-state="working" role="status" aria-live="polite">
           <div class="head"><span class="dot"></span><span class="title">Ally</span></div>
-          <div class="msg"></div>
-          <div class="bar"><div class="fill"></div></div>
-          <div class="stage"></div>
-          <div class="diff" hidden></div>
-          <div class="thumbs" hidden>
-            <figure><img class="before" alt="original"><figcaption>original</figcaption></figure>
-            <figure><img class="after" alt="what will be uploaded"><figcaption>uploaded</figcaption></figure>
+          <div class="content" data-scroll>
+            <div class="msg"></div>
+            <div class="bar"><div class="fill"></div></div>
+            <div class="stage"></div>
+            <div class="diff" hidden></div>
+            <div class="thumbs" hidden>
+              <figure><img class="before" alt="original"><figcaption>original</figcaption></figure>
+              <figure><img class="after" alt="what will be uploaded"><figcaption>uploaded</figcaption></figure>
+            </div>
+            <ul class="report" data-goal="" hidden></ul>
           </div>
-          <ul class="report" data-goal="" hidden></ul>
           <div class="buttons"></div>
         </div>`;
       const style = document.createElement("style");

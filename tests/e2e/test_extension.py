@@ -17,6 +17,7 @@ from PIL import Image
 
 from ally.levels import Level
 from harness import SITE_HOST, FakeSite, RealDaemon
+from layout import clipped, in_view
 
 FACE_TIMEOUT_S = 300  # one face at level low on 2 shared CPU cores
 FAST_TIMEOUT_S = 60
@@ -111,6 +112,15 @@ def overlay(page: Any) -> Any:
     return page.locator("ally-overlay .box").last
 
 
+def shot(page: Any, path: Path, *, full_page: bool = False) -> None:
+    """A screenshot of what the user sees, after checking that no text in it is cut off: on the extension's own
+    pages, and in every overlay (whose one scroll area must then show all of its content)."""
+    if page.url.startswith("chrome-extension://"):
+        assert clipped(page) == [], "text cut off on the page"
+    assert clipped(page, "ally-overlay", fully_shown=True) == [], "text cut off in the overlay"
+    page.screenshot(path=str(path), full_page=full_page)
+
+
 # -- identity and permissions --------------------------------------------------------------------------------
 
 def test_pinned_id_is_the_one_the_daemon_allows(sw: Any, ext_id: str, paired: RealDaemon) -> None:
@@ -141,7 +151,7 @@ def test_face_photo_is_cloaked_before_the_site_gets_it(upload_page: Any, site: F
     wait_for(lambda: int(box.get_attribute("data-stages") or 0) >= 2 or box.get_attribute("data-state") != "working",
              60, "a progress stage from the daemon")
     if box.get_attribute("data-state") == "working":
-        page.screenshot(path=str(artifacts / "overlay-progress.png"))
+        shot(page, artifacts / "overlay-progress.png")
         assert "plain" not in site.uploads, "nothing reached the site while the photo was being protected"
     received = wait_upload(site, "plain", timeout=FACE_TIMEOUT_S)
     job = assert_protected(paired, received, face_jpeg, "me.jpg")
@@ -160,7 +170,7 @@ def test_face_photo_is_cloaked_before_the_site_gets_it(upload_page: Any, site: F
     text = box.inner_text()
     assert "dlib-resnet" in text and ("still recognised" in text or "no longer recognised" in text)
     assert box.evaluate("b => b.querySelector('.thumbs').hidden === false")  # before/after thumbnails shown
-    page.screenshot(path=str(artifacts / "overlay-done.png"))
+    shot(page, artifacts / "overlay-done.png")
     assert page.evaluate("() => window.__events.filter(e => e === 'plain-change').length") == 1
     if any(r["matched"] for r in receipt):  # a warning stays until read, with the way to protect harder
         assert box.get_attribute("data-state") == "warn"
@@ -228,7 +238,7 @@ def test_site_switched_off_in_the_popup_uploads_the_original(browser: Any, ext_i
     assert pop.inner_text("#state") == "Connected"
     assert "daemon 0.1.0" in pop.inner_text("#version") and "cpu" in pop.inner_text("#device")
     assert int(pop.inner_text("#count-images")) >= 5
-    pop.screenshot(path=str(artifacts / "popup.png"))
+    shot(pop, artifacts / "popup.png")
     toggle.uncheck()
     pop.wait_for_selector("body[data-site-saved=false]")
     try:
@@ -276,7 +286,7 @@ def test_emotion_switched_on_in_the_popup_reaches_the_daemon_and_the_overlay(
     assert "Hide facial expressions" in pop.inner_text("#emotion-label")
     switch.check()
     pop.wait_for_selector("body[data-emotion-saved=true]")
-    pop.screenshot(path=str(artifacts / "popup-emotion.png"))
+    shot(pop, artifacts / "popup-emotion.png")
     try:
         options = browser.new_page()
         options.goto(f"chrome-extension://{ext_id}/pages/options.html")
@@ -284,7 +294,7 @@ def test_emotion_switched_on_in_the_popup_reaches_the_daemon_and_the_overlay(
         assert not options.locator("#prot-emotion").is_checked(), "the global default stays off"
         row = options.locator(f"tr[data-site='{SITE_HOST}'] [data-field=emotion]")
         assert row.is_checked(), "the site's own switch shows in the site list"
-        options.screenshot(path=str(artifacts / "options-emotion.png"), full_page=True)
+        shot(options, artifacts / "options-emotion.png", full_page=True)
         options.close()
 
         page = upload_page
@@ -308,7 +318,7 @@ def test_emotion_switched_on_in_the_popup_reaches_the_daemon_and_the_overlay(
             assert f"an expression reader that was not used no longer reads {first['clean']}" in text, text
         else:
             assert f"still reads {first['clean']}" in text, text
-        page.screenshot(path=str(artifacts / "overlay-expression.png"))
+        shot(page, artifacts / "overlay-expression.png")
         if box.get_attribute("data-state") == "warn":
             assert box.evaluate("b => !!b.querySelector('button[data-action=harder]')"), "protect harder offered"
             box.evaluate("b => b.querySelector('button[data-action=ok]').click()")
@@ -342,7 +352,7 @@ def test_daemon_stopped_blocks_the_upload_until_the_user_chooses(upload_page: An
         box = overlay(page)
         wait_for(lambda: "blocked" in box.inner_text().lower(), 20, "the blocked overlay")
         assert "not running" in box.inner_text()
-        page.screenshot(path=str(artifacts / "overlay-blocked.png"))
+        shot(page, artifacts / "overlay-blocked.png")
         page.wait_for_timeout(500)
         assert len(site.uploads.get("drop", [])) == n, "blocked: nothing uploaded"
         page.locator("ally-overlay button[data-action=original]").last.click()
@@ -440,7 +450,7 @@ def test_text_protect_shows_a_diff_and_applies_it_to_react_and_contenteditable(c
     dels = page.locator("ally-overlay del").all_inner_texts()
     ins = page.locator("ally-overlay ins").all_inner_texts()
     assert "Berlin" in " ".join(dels) and ins
-    page.screenshot(path=str(artifacts / "text-diff.png"))
+    shot(page, artifacts / "text-diff.png")
     page.locator("ally-overlay button[data-action=apply]").last.click()
     page.wait_for_function("() => !document.querySelector('#react-text').value.includes('Berlin')")
     value = page.input_value("#react-text")
@@ -470,7 +480,21 @@ def test_text_review_says_what_still_shows(compose_page: Any, artifacts: Path) -
     assert report and "some things still show" in box.inner_text().lower(), box.inner_text()
     assert "Left in the text: dialect" in text and "mate" in text and "kept at this level" in text, text
     assert "Leeds" not in " ".join(page.locator("ally-overlay ins").all_inner_texts())
-    page.screenshot(path=str(artifacts / "text-report.png"))
+    shot(page, artifacts / "text-report.png")  # issue 19: its last line was cut mid-sentence here
+    # In a window of the popup's size the review no longer fits: it scrolls as one, the buttons stay in view,
+    # and scrolling down reaches its last line, whole.
+    size = page.viewport_size
+    page.set_viewport_size({"width": 340, "height": 400})
+    try:
+        page.wait_for_timeout(100)  # the overlay places itself again on resize
+        assert clipped(page, "ally-overlay") == [], "only the overlay's scroll area may be taller than its box"
+        assert in_view(page, "ally-overlay", ".buttons"), "the buttons stay on screen"
+        page.evaluate("""() => { const hosts = document.querySelectorAll('ally-overlay');
+            hosts[hosts.length - 1].shadowRoot.querySelector('[data-scroll]').scrollTop = 1e6; }""")
+        assert in_view(page, "ally-overlay", ".report li:last-child"), "the last line can be scrolled to"
+        page.screenshot(path=str(artifacts / "text-report-small.png"))
+    finally:
+        page.set_viewport_size(size)
     page.locator("ally-overlay button[data-action=reject]").last.click()
 
 
@@ -552,7 +576,7 @@ def test_pairing_from_the_options_page(browser: Any, sw: Any, ext_id: str, paire
     page.wait_for_selector("#pair-wait:not([hidden])")
     code = page.inner_text("#pair-code")
     assert len(code) == 6 and code.isdigit()
-    page.screenshot(path=str(artifacts / "options-pairing.png"), full_page=True)
+    shot(page, artifacts / "options-pairing.png", full_page=True)
 
     async def confirm() -> dict[str, Any]:
         async with await DaemonClient.connect(paired.port, token=paired.local_token) as local:
@@ -564,5 +588,5 @@ def test_pairing_from_the_options_page(browser: Any, sw: Any, ext_id: str, paire
     assert token and token != paired.token, "a new token from pair.completed, stored in chrome.storage.local"
     paired.token = token
     wait_for(lambda: page.inner_text("#conn") == "Connected and paired", 10, "the connection to come up")
-    page.screenshot(path=str(artifacts / "options.png"), full_page=True)
+    shot(page, artifacts / "options.png", full_page=True)
     page.close()

@@ -15,6 +15,7 @@ import pytest
 
 from bidi import Firefox
 from harness import SITE_HOST, FakeSite, RealDaemon, build_extension
+from layout import CLIPPED_BODY
 from test_extension import FACE_TIMEOUT_S, assert_protected, b64, face_jpeg, plain_jpeg, wait_upload  # noqa: F401
 
 FIREFOX = os.environ.get("ALLY_FIREFOX", "/usr/bin/firefox-esr")
@@ -79,6 +80,7 @@ def test_firefox_build_pairs_and_protects_uploads(firefox: Firefox, ff_daemon: R
     assert loop.run(confirm())["origin"] == ORIGIN, "the daemon saw the Firefox add-on's own origin"
     firefox.wait(options, "return document.querySelector('#conn').textContent === 'Connected and paired'",
                  timeout=20, what="the connection to come up", show=CONN)
+    assert firefox.evaluate(options, CLIPPED_BODY, "body", False) == [], "text cut off on the options page"
     firefox.screenshot(options, artifacts / "firefox-options.png")
 
     page = firefox.new_tab(f"https://{SITE_HOST}:{site.port}/upload.html")
@@ -88,6 +90,7 @@ def test_firefox_build_pairs_and_protects_uploads(firefox: Firefox, ff_daemon: R
     firefox.wait(page, box + "return b && b.dataset.state;", what="the overlay", show="return document.body.innerText")
     state = firefox.wait(page, box + "return b.dataset.state !== 'working' && b.dataset.state;", timeout=FACE_TIMEOUT_S,
                          what="the protection to finish", show=box + "return b.innerText")
+    assert firefox.evaluate(page, CLIPPED_BODY, "ally-overlay", True) == [], "text cut off in the overlay"
     firefox.screenshot(page, artifacts / "firefox-overlay.png")
     assert state in ("done", "warn"), firefox.evaluate(page, box + "return b.innerText")
     assert "dlib-resnet" in firefox.evaluate(page, box + "return b.innerText")  # the receipt is shown

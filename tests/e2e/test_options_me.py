@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from harness import Loop
+from layout import clipped
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 from daemon_fakes import Daemon, start_daemon  # noqa: E402
@@ -46,13 +47,6 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _clipped(page: Any) -> list[str]:
-    """Elements of the page whose text overflows their box (clipped text)."""
-    return page.evaluate("""() => [...document.querySelectorAll('h1,h2,p,label,span,td,th,button')]
-        .filter((e) => e.offsetParent !== null && (e.scrollWidth > e.clientWidth + 1) && getComputedStyle(e).overflow !== 'visible')
-        .map((e) => e.id || e.textContent.slice(0, 40))""")
-
-
 def test_protect_me_and_keep_full_size_on_the_options_page(browser: Any, paired: Any, ext_id: str,
                                                            artifacts: Path) -> None:
     daemon = paired
@@ -76,8 +70,8 @@ def test_protect_me_and_keep_full_size_on_the_options_page(browser: Any, paired:
     # keep full size for one site: saved in the extension's settings
     page.check("tr[data-site='instagram'] [data-field=fullSize]")
     page.wait_for_timeout(300)
+    assert clipped(page) == [], "text cut off on the options page"
     page.screenshot(path=str(artifacts / "options-protect-me.png"), full_page=True)
-    assert _clipped(page) == []
 
     # forget one, then all
     first = daemon.me.list()[0].id

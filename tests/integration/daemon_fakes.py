@@ -192,7 +192,7 @@ class Daemon:
         return self.server.runner.app
 
     def sessions(self) -> list[Any]:
-        from ally.server.keys import SESSIONS
+        from ally.server.session import SESSIONS
 
         return list(self.app[SESSIONS].sessions)
 

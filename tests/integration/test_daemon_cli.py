@@ -18,6 +18,7 @@ import pytest
 from ally.cli import main
 from ally.server.client import DaemonClient, DaemonError, daemon_health
 from ally.server.errors import ErrorCode
+from ally.server.keys import JOBS
 from ally.server.pairing import PairingRegistry
 from ally.server.store import STORE_ENV, FileStore
 
@@ -51,9 +52,12 @@ async def test_status_of_a_running_daemon(daemon: Daemon, capsys: pytest.Capture
     assert await asyncio.to_thread(main, ["status", "--port", str(daemon.port)]) == 0
     out = capsys.readouterr().out
     for line in ("daemon: running", "device: cpu", "models: ready (fake-detector, fake-surrogate)",
-                 "queue: cpu: 0 waiting, 0 running (capacity 32)", f"pairing: {ORIGIN} (Ally test extension",
-                 "secrets: file"):
+                 f"pairing: {ORIGIN} (Ally test extension", "secrets: file"):
         assert line in out, out
+    queues = [line for line in out.splitlines() if line.startswith("queue")]
+    lanes = [(q["kind"], q["device"]) for q in daemon.app[JOBS].snapshot()]
+    assert len(lanes) > 1 and len(set(lanes)) == len(lanes)  # several lanes, so their names matter
+    assert queues == [f"queue {kind} on {device}: 0 waiting, 0 running (capacity 32)" for kind, device in lanes]
 
 
 @pytest.mark.asyncio

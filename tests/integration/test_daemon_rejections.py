@@ -128,6 +128,28 @@ async def test_foreign_host(daemon: Daemon) -> None:
     await daemon.healthy()
 
 
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header: x\r\n\r\n",  # a space in a header name
+    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",  # a line over 8 190
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",  # TLS on the plain HTTP port
+], ids=["bad-header-name", "header-too-long", "not-http"])
+async def test_requests_the_http_parser_refuses_carry_the_numbered_error(daemon: Daemon, request_bytes: bytes) -> None:
+    """aiohttp answers these itself (before any handler); the answer still says which error it is."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+    try:
+        writer.write(request_bytes)
+        await writer.drain()
+        async with asyncio.timeout(5):
+            answer = await reader.read()  # aiohttp closes the connection after a parse error
+    finally:
+        writer.close()
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in head[1:])}
+    assert head[0].startswith("HTTP/1.") and head[0].split()[1] == "400", head
+    assert headers.get("x-ally-error") == str(int(ErrorCode.INVALID_MESSAGE)), head
+    await daemon.healthy()
+
+
 async def test_missing_subprotocol(daemon: Daemon) -> None:
     e = await raw_handshake(daemon.port, (), {"Origin": ORIGIN})
     assert e.headers is not None and e.headers["X-Ally-Error"] == str(ErrorCode.SUBPROTOCOL_MISSING)

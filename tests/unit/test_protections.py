@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ally.cli import build_parser, config_for
+from ally.cli import build_parser
 from ally.commands.protect import protect_file, receipt_lines
-from ally.config import Config, ConfigError, load_config, save_config
+from ally.config import Config, ConfigError, config_for, load_config, save_config
 from ally.engine import PhotoProtection
 from ally.imaging.io import encode_image, load_image, save_unchanged, unchanged_bytes
 from ally.imaging.metadata import metadata_report

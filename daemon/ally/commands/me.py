@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import load_config, save_config
+from ..config import config_for, load_config, save_config
 from ..me import MeStore, MeStoreError
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -62,7 +62,6 @@ def run_me(args: argparse.Namespace, store: MeStore | None = None) -> int:
 def _add(args: argparse.Namespace, store: MeStore) -> int:
     from ally_models.cache import default_cache
 
-    from ..cli import config_for
     from ..engine import Engine
     from ..enrol import NoFaceError
     from ..imaging.errors import ImageError

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ally_models.cache import default_cache
 
+from ..config import config_for
 from ..engine import Engine, PhotoProtection
 from ..imaging.errors import ImageError, ImageWriteError, WouldOverwriteSourceError
 from ..imaging.io import load_image
@@ -147,8 +148,6 @@ def _harder(level: Level) -> str:
 
 
 def run_protect(args: argparse.Namespace) -> int:
-    from ..cli import config_for
-
     config = config_for(args)
     level = args.level or config.level
     engine = Engine(config, default_cache())
@@ -173,8 +172,6 @@ def run_protect(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     """Pull everything, then protect the bundled sample photo (a group photo from face-api's demo images)."""
-    from ..cli import config_for
-
     cache = default_cache()
     config = config_for(args)
     engine = Engine(replace(config, level=args.level), cache)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ..config import Config, config_dir, load_config, save_config
+from ..config import Config, config_dir, config_for, load_config, save_config
 from ..server.app import create_app, start_server
 from ..server.engines import Engines, LazyEngine, load_text_protector
 from ..server.keys import DaemonSettings
@@ -53,8 +53,6 @@ def _persist(settings: DaemonSettings) -> None:
 
 
 def run_serve(args: argparse.Namespace) -> int:
-    from ..cli import config_for
-
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = config_for(args)

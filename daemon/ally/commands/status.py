@@ -52,6 +52,12 @@ def describe_pairings(store: SecretStore) -> list[str]:
     return lines
 
 
+def queue_lines(queues: list[dict[str, Any]]) -> list[str]:
+    """One line per lane, named by its kind and device: ``queue image on cpu: 0 waiting, 0 running (capacity 32)``."""
+    return [f"queue {q['kind']} on {q['device']}: {q['queued']} waiting, {q['running']} running "
+            f"(capacity {q['capacity']})" for q in queues]
+
+
 def run_status(args: argparse.Namespace) -> int:
     port = daemon_port(args.port)
     try:
@@ -72,8 +78,7 @@ def run_status(args: argparse.Namespace) -> int:
     print(f"device: {status['device']}")
     print(f"models: {models['state']} ({', '.join(models['ids']) or 'none'})"
           + (f": {models['error']}" if models.get("error") else ""))
-    for q in status["queues"]:
-        print(f"queue: {q['device']}: {q['queued']} waiting, {q['running']} running (capacity {q['capacity']})")
+    print("\n".join(queue_lines(status["queues"])))
     print(f"jobs: {jobs['completed']} completed, {jobs['failed']} failed, {jobs['cancelled']} cancelled, "
           f"{jobs['busy']} refused busy")
     print(f"connections: {status['connections']}")

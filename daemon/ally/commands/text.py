@@ -8,11 +8,12 @@ import sys
 
 from ally_models.cache import default_cache
 
+from ..config import config_for
+
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
 def run_protect_text(args: argparse.Namespace) -> int:
-    from ..cli import config_for
     from ..text.eval import word_diff
     from ..text.protector import load_text_protector
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ally_models.cache import default_cache
 
-from ..config import Config
+from ..config import Config, config_for
 from ..engine import Engine
 from ..imaging.io import load_image
 from ..levels import Level
@@ -181,8 +181,6 @@ def report_table(result: Mapping[str, object]) -> str:
 
 
 def run_eval_emotion(args: argparse.Namespace) -> int:
-    from ..cli import config_for
-
     config: Config = config_for(args)
     levels = [Level.parse(v) for v in args.levels.split(",") if v and v != "off"]
     variants = [v for v in args.variants.split(",") if v]

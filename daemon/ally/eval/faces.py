@@ -31,7 +31,7 @@ import torch
 from ally_models.cache import default_cache
 
 from ..attacks.perceptual import psnr, ssim
-from ..config import Config
+from ..config import Config, config_for
 from ..engine import Engine
 from ..surrogates import decoy_embeddings
 from ..imaging.io import load_image, save_image
@@ -285,8 +285,6 @@ def quick_probes(probes: list[LabelledPhoto]) -> list[LabelledPhoto]:
 
 
 def run_eval_faces(args: argparse.Namespace) -> int:
-    from ..cli import config_for
-
     config: Config = config_for(args)
     cache = default_cache()
     requested = [Level.parse(v) for v in args.levels.split(",") if v]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import ERROR, RequestHandler
 
 from .. import __version__
 from ..config import DEFAULT_PORT
@@ -27,14 +27,15 @@ from .auth import LOOPBACK, authenticate, host_allowed, rejection
 from . import logs
 from .engines import Engines, device_name
 from .errors import ErrorCode, ProtocolError
+from .handlers import DISPATCH
 from .imagecheck import HeaderChecks
 from .jobs import JobManager
-from .keys import BROKER, CHECKS, ENGINES, JOBS, LIMITS, LOCAL_TOKEN, ME, PAIRINGS, SESSIONS, SETTINGS, \
+from .keys import BROKER, CHECKS, ENGINES, JOBS, LIMITS, LOCAL_TOKEN, ME, PAIRINGS, SETTINGS, \
     DaemonSettings
 from .limits import Limits
 from .pairing import PairingBroker, PairingRegistry
 from .protocol import PAIRING, PROTOCOL_VERSION
-from .session import AllySocket, Session, SessionRegistry
+from .session import SESSIONS, AllySocket, Session, SessionRegistry
 from .store import SecretStore
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,19 @@ HEALTH_PATH = "/health"
 HEARTBEAT_S = 30.0
 # HTTP request bodies: the daemon takes none (everything arrives over the websocket).
 MAX_HTTP_BODY = 1024
+
+
+class UnparsedRequest(web.Request):
+    """A request that aiohttp's HTTP parser refused (a malformed request line or header, a header line over
+    8 190 bytes, a bad chunked body). aiohttp answers it itself, before any handler or middleware, with HTTP 400
+    and a plain-text body, then closes the connection; this adds the numbered error, ``X-Ally-Error: 101``
+    (``invalid_message``), as on every other refusal. The body stays aiohttp's: its length is already set when
+    the headers are prepared (``_prepare_hook``, which runs just before they are written)."""
+
+    async def _prepare_hook(self, response: web.StreamResponse) -> None:
+        if response.status == 400:
+            response.headers["X-Ally-Error"] = str(int(ErrorCode.INVALID_MESSAGE))
+        await super()._prepare_hook(response)
 
 
 class Connections:
@@ -92,6 +106,9 @@ class Connections:
             if timer is not None:
                 timer.cancel()
                 self.open[protocol] = None
+            if message is ERROR:  # aiohttp's parser refused the request: aiohttp itself answers it
+                return UnparsedRequest(message, payload, protocol, writer, task, asyncio.get_running_loop(),
+                                       client_max_size=MAX_HTTP_BODY)
             return make_request(message, payload, protocol, writer, task)
 
         server.connection_made = connection_made  # type: ignore[method-assign]
@@ -226,7 +243,7 @@ async def _websocket(request: web.Request, started: list[web.WebSocketResponse])
                     heartbeat=HEARTBEAT_S)
     if not ws.can_prepare(request).ok:
         return _closing(rejection(ProtocolError(ErrorCode.INVALID_MESSAGE, "not a websocket upgrade request")))
-    session = Session(app, ws, peer, port, request.transport)
+    session = Session(app, ws, peer, port, DISPATCH, request.transport)
     sessions.sessions.add(session)  # counted from here on, before the first await
     started.append(ws)
     try:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import __version__
 from ..levels import Level
@@ -19,13 +18,9 @@ from ..sites import profile
 from .engines import device_name, enrol_work, image_work, text_work
 from .errors import ErrorCode, ProtocolError
 from .jobs import IMAGE, LONG_TEXT, TEXT, Job
-from .keys import BROKER, CHECKS, ENGINES, ME, PAIRINGS, SESSIONS, SETTINGS
+from .keys import BROKER, CHECKS, ENGINES, ME, PAIRINGS, SETTINGS
 from .protocol import PROTOCOL_VERSION, SUPPORTED_VERSIONS, Request
-
-if TYPE_CHECKING:
-    from .session import Session, Upload
-
-Handler = Callable[["Session", Request], "dict[str, Any] | None"]
+from .session import SESSIONS, Dispatch, Handler, Session, Upload
 
 
 def handle_hello(session: Session, request: Request) -> dict[str, Any] | None:
@@ -246,3 +241,5 @@ HANDLERS: dict[str, Handler] = {
     "pair.begin": handle_pair_begin,
     "pair.confirm": handle_pair_confirm,
 }
+
+DISPATCH = Dispatch(HANDLERS, start_image_job)

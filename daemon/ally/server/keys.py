@@ -1,11 +1,12 @@
-"""The application's typed keys (``web.AppKey``) and the small mutable settings object."""
+"""The application's typed keys (``web.AppKey``) and the small mutable settings object.
+
+The sessions' key, ``SESSIONS``, lives with the registry it holds, in ``session.py`` (a layer above this one)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -17,9 +18,6 @@ from .imagecheck import HeaderChecks
 from .jobs import JobManager
 from .limits import Limits
 from .pairing import PairingBroker, PairingRegistry
-
-if TYPE_CHECKING:
-    from .session import SessionRegistry
 
 
 @dataclass
@@ -40,7 +38,6 @@ ENGINES = web.AppKey("ally.engines", Engines)
 JOBS = web.AppKey("ally.jobs", JobManager)
 PAIRINGS = web.AppKey("ally.pairings", PairingRegistry)
 BROKER = web.AppKey("ally.broker", PairingBroker)
-SESSIONS: web.AppKey[SessionRegistry] = web.AppKey("ally.sessions")
 LOCAL_TOKEN = web.AppKey("ally.local_token", str)
 CHECKS = web.AppKey("ally.checks", HeaderChecks)
 ME = web.AppKey("ally.me", MeStore)  # the user's reference embeddings ("protect me")

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from itertools import count
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,6 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .auth import Peer
 from .errors import ErrorCode, ProtocolError
-from .handlers import HANDLERS, start_image_job
 from .jobs import Job, JobManager
 from .keys import BROKER, JOBS, LIMITS
 from .pairing import PendingPairing
@@ -39,6 +39,20 @@ class Upload:
     request: Request
     timer: asyncio.TimerHandle
     check: asyncio.Task[None] | None = None  # the header check, once the frame arrived
+
+
+Handler = Callable[["Session", Request], "dict[str, Any] | None"]
+ImageStarter = Callable[["Session", Upload, memoryview], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What a session calls: a handler per method, and the image job's start once its frame has arrived.
+
+    The handlers live a layer above (``handlers.py``, which uses the session); ``app.py`` passes them in."""
+
+    methods: Mapping[str, Handler]
+    start_image: ImageStarter
 
 
 @dataclass(frozen=True)
@@ -75,10 +89,11 @@ class Session:
     pause mark its requests are not read; a message its client does not take within ``write_stall_s``, or a
     close not done within that time, ends the connection, whatever the client keeps sending."""
 
-    def __init__(self, app: web.Application, ws: web.WebSocketResponse, peer: Peer, port: int,
+    def __init__(self, app: web.Application, ws: web.WebSocketResponse, peer: Peer, port: int, dispatch: Dispatch,
                  transport: asyncio.BaseTransport | None = None):
         self.id = next(_session_ids)
         self.app = app
+        self.dispatch = dispatch
         self.ws = ws
         self.peer = peer
         self.port = port
@@ -340,7 +355,7 @@ class Session:
                                           {"id": request.id}))
             return None
         try:
-            return HANDLERS[request.method](self, request)
+            return self.dispatch.methods[request.method](self, request)
         except ProtocolError:
             if METHODS[request.method].binary_in:
                 self.drop_binary_of(request.id)
@@ -368,7 +383,7 @@ class Session:
         """The header check (off the event loop, time-bounded), then the job."""
         rid = upload.request.id
         try:
-            await start_image_job(self, upload, payload)
+            await self.dispatch.start_image(self, upload, payload)
         except ProtocolError as e:
             if self.requests.get(rid) is upload:
                 del self.requests[rid]
@@ -457,3 +472,6 @@ class SessionRegistry:
         finished = [s.finished for s in self.sessions]
         if finished:
             await asyncio.wait(finished, timeout=grace_s)
+
+
+SESSIONS = web.AppKey("ally.sessions", SessionRegistry)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from .people import PERSON_AFTER, PERSON_BEFORE
 from .tokens import Edit, Span, apply_edits, match_case, widen_deletion
 
 GRANULARITIES = ("coarse", "stage", "remove")
@@ -192,9 +193,6 @@ _NAME_KIN = frozenset("mom mum mama momma mommy mummy dad daddy papa grandma gra
 _KIN_TITLE = re.compile(r"\b(Aunt|Auntie|Uncle|Grandma|Grandpa|Granny|Nana|Gramps|Grandad|Granddad)\s(?=[A-Z][a-z]+)")
 _MY_KIN_S = re.compile(r"(?i)\b(my|our)\s+(moms|mums|dads|mothers|fathers|sisters|brothers|grandmas|grandpas)"
                        r"(?=\s+(?!and\b|are\b|were\b|have\b|both\b|all\b|who\b|live\b|came\b|went\b)[a-z]+)")
-_PERSON_AFTER = re.compile(r"['’]s\s+(?:house|place|room|car|mom|mum|dad|parents|birthday|party|wedding|phone"
-                           r"|sister|brother|friend|girlfriend|boyfriend|wife|husband)\b")
-_PERSON_BEFORE = re.compile(r"(?i)(?:\b(?:me|I)\s+and|\b(?:i'm|i’m|im|i\s+am|this\s+is|name\s+is|call\s+me))\s+$")
 _FIRST_NAME_BEFORE = re.compile(r"(?<![.!?\n]\s)(?<!^)\b([A-Z][a-z]+)\s+$")
 _NOT_FIRST_NAMES = frozenset("""in from to at near visiting visit north south east west new old upper lower greater
 central downtown fort port saint st mount lake san santa los las el la le de du van von""".split())
@@ -838,7 +836,7 @@ class ExplicitPass:
             ambiguous = low in common or low in _NAME_LIKE or low.split()[-1] in _NOT_PLACES
             if _ORG_AFTER.match(text, e):
                 continue
-            if _PERSON_AFTER.match(text, e) or _PERSON_BEFORE.search(text[:s]) or _INITIAL_AFTER.match(text, e) \
+            if PERSON_AFTER.match(text, e) or PERSON_BEFORE.search(text[:s]) or _INITIAL_AFTER.match(text, e) \
                     or _surname(text, s) or (re.match(r"\s+and\s+I\b", text[e:]) and not after_prep):
                 continue  # "Austin's house", "Me and Devon": a person
             if low in ("us", "la") and not name.isupper():

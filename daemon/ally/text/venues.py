@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from .people import PERSON_AFTER, PERSON_BEFORE
+
 _NAME = r"(?:[A-Z][a-z]+(?:['’-][A-Za-z]+)?|Mc[A-Z][a-z]+|St\.?)(?:\s+(?:[A-Z][a-z]+(?:['’-][A-Za-z]+)?)){0,2}"
 _ADJ = r"(?:(?:rural|downtown|central|north|south|east|west|northern|southern|eastern|western|sunny|beautiful|little" \
        r"|old|lovely|rainy|snowy|tiny|sleepy|gorgeous|freezing|hot|humid)\s+)?"
@@ -45,13 +47,11 @@ def find(text: str, granularity: str, known: Callable[[str], bool],
     adverb ("in Excel"): a capitalised common noun after "in" is usually a place ("in Hackney", "in Reading")."""
     if granularity == "coarse":
         return  # coarse keeps the country, which an unknown name does not give
-    from .explicit import _PERSON_AFTER, _PERSON_BEFORE  # "Austin's house", "Me and Devon": people
-
     for m in re.finditer(_NAME, text):
         s, name = m.start(), m.group()
-        if s == 0 or text[s - 1] in "#@/.'’" or not _BEFORE.search(text[:s]) or _PERSON_BEFORE.search(text[:s]):
+        if s == 0 or text[s - 1] in "#@/.'’" or not _BEFORE.search(text[:s]) or PERSON_BEFORE.search(text[:s]):
             continue
-        if _PERSON_AFTER.match(text, s + len(re.sub(r"['’]s$", "", name))):
+        if PERSON_AFTER.match(text, s + len(re.sub(r"['’]s$", "", name))):
             continue
         before = text[:s].rstrip()
         if not before or before[-1] in ".!?\n\"“:":
