@@ -197,7 +197,8 @@ class StubEngine:
 
     seen: list[frozenset[str]] = field(default_factory=list)
 
-    def protect(self, image, level, progress=None, *, with_receipt=True, protections=DEFAULT_PROTECTIONS, site=None):
+    def protect(self, image, level, progress=None, *, with_receipt=True, protections=DEFAULT_PROTECTIONS, site=None,
+                written=None, only_me=None):
         self.seen.append(protections)
         if not protections & {FACES, EMOTION}:
             return PhotoProtection(image.rgb, level, [object()], protections=protections)

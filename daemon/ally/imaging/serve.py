@@ -17,9 +17,8 @@ Choices:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from .io import (
     _atomic_write,
     _same_file,
     encode_image,
+    load_image,
     unchanged_bytes,
 )
 
