@@ -298,8 +298,8 @@ class FaceCloak:
             natives.append((delta * support).cpu())
         strengths, heads, protected_np = self._fit(rgb, faces, regions, natives, written)
         photo_score = None
-        if s.min_ssimulacra2 is not None and len(faces) > 1:
-            # With one face the head holds all of the change and the photo scores above it; with several, check.
+        if s.min_ssimulacra2 is not None:
+            # The whole photo too: a head can pass while the photo it nearly fills does not (a face chip).
             photo_score = _score(rgb, written(protected_np))
             if s.min_ssimulacra2 is not None and photo_score < s.min_ssimulacra2:
                 # Many faces close together: each head passes, the photo as a whole does not. Scale all down.
