@@ -190,7 +190,8 @@ def working_scale(faces: Sequence[Face], photo_size: tuple[int, int], settings: 
 Written = Callable[[np.ndarray], np.ndarray]  # uint8 H×W×3 → the same pixels as the output file will hold them
 
 
-def _rounded(rgb: np.ndarray) -> np.ndarray:
+def _lossless(rgb: np.ndarray) -> np.ndarray:
+    """A lossless file holds the rounded pixels as they are."""
     return rgb
 
 
@@ -279,7 +280,7 @@ class FaceCloak:
                 return CloakResult(rgb, [], skipped=skipped)
             faces, users = [f for f, _ in kept], [u for _, u in kept]
         s = self.settings
-        written = written or _rounded
+        written = written or _lossless
         height, width = rgb.shape[:2]
         original = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         regions = [region_for(f, width, height, s.region) for f in faces]
