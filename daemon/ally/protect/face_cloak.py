@@ -64,6 +64,7 @@ DSSIM_WEIGHT = 20.0  # penalty weight once a face region's DSSIM exceeds a Fawke
 CALIBRATION_SHARE = 0.4  # the search's first part, after which each face's budget is scaled to meet the floor
 CALIBRATION_ROUNDS = 3  # strength guesses per face when calibrating (no encoder, rounding only)
 FACE_BUDGET = 1.5  # several faces: a step costs about this many one-face steps (models_per_step)
+ENCODER_ROOM = 5.0  # SSIMULACRA2 points the output encoder must leave a head for the floor to be judged on the original
 FIT_ROUNDS = 6  # rounds of the final scaling (each: compose, write, score the heads that are not settled)
 FIT_TOLERANCE = 0.05  # a face's strength is settled once its passing and failing strengths are this close
 FIT_AIM = 0.3  # the scaling aims this many SSIMULACRA2 points above the floor (rounding noise)
@@ -300,9 +301,10 @@ class FaceCloak:
         strengths, heads, protected_np = self._fit(rgb, faces, regions, natives, written)
         photo_score = None
         if s.min_ssimulacra2 is not None:
-            # The whole photo too: a head can pass while the photo it nearly fills does not (a face chip).
+            # The whole photo too: a head can pass while the photo it nearly fills does not (a face chip) — unless
+            # the encoder alone already puts the photo below the floor: then the floor is not the cloak's to keep.
             photo_score = _score(rgb, written(protected_np))
-            if s.min_ssimulacra2 is not None and photo_score < s.min_ssimulacra2:
+            if photo_score < s.min_ssimulacra2 and _score(rgb, written(rgb)) >= s.min_ssimulacra2:
                 # Many faces close together: each head passes, the photo as a whole does not. Scale all down.
                 strengths, heads, protected_np, photo_score = self._fit_photo(rgb, faces, regions, natives, written,
                                                                                strengths)
@@ -559,6 +561,10 @@ class FaceCloak:
             shown = written(out)
             return strengths, [_score(rgb, shown, h) for h in heads], out
         floor = s.min_ssimulacra2
+        # Where the encoder alone leaves a head less than ENCODER_ROOM points above the floor (a small face written
+        # as JPEG), the floor is held on the cloak's own change: against the encoder's output, not the original.
+        plain = written(rgb)
+        refs = [plain if _score(rgb, plain, h) < floor + ENCODER_ROOM else rgb for h in heads]
         lo: list[tuple[float, float] | None] = [None] * n  # (strength, score) that passed
         hi: list[tuple[float, float] | None] = [None] * n  # (strength, score) that failed
         settled = [False] * n
@@ -569,7 +575,7 @@ class FaceCloak:
             for i in range(n):
                 if settled[i]:
                     continue
-                score = _score(rgb, shown, heads[i])
+                score = _score(refs[i], shown, heads[i])
                 k = strengths[i]
                 if score >= floor:
                     lo[i] = (k, score)
@@ -589,7 +595,7 @@ class FaceCloak:
         for _ in range(FIT_ROUNDS):
             out = self._compose(rgb, regions, deltas, strengths)
             shown = written(out)
-            scores = [_score(rgb, shown, h) for h in heads]
+            scores = [_score(r, shown, h) for r, h in zip(refs, heads)]
             # A failing head, and every face whose change reaches into it, gives way.
             failing = {j for i in range(n) if scores[i] < floor
                        for j in range(n) if strengths[j] > 0 and _overlap(heads[i], regions[j])}
