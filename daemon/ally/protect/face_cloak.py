@@ -298,13 +298,14 @@ class FaceCloak:
                 delta = F.interpolate(delta, size=native.shape[-2:], mode="bilinear", align_corners=False)
             support = region_mask(region, *native.shape[-2:], s.region, self.device) > 0
             natives.append((delta * support).cpu())
-        strengths, heads, protected_np = self._fit(rgb, faces, regions, natives, written)
+        plain = written(rgb) if s.min_ssimulacra2 is not None else rgb  # the encoder alone, once
+        strengths, heads, protected_np = self._fit(rgb, faces, regions, natives, written, plain)
         photo_score = None
         if s.min_ssimulacra2 is not None:
             # The whole photo too: a head can pass while the photo it nearly fills does not (a face chip) — unless
             # the encoder alone already puts the photo below the floor: then the floor is not the cloak's to keep.
             photo_score = _score(rgb, written(protected_np))
-            if photo_score < s.min_ssimulacra2 and _score(rgb, written(rgb)) >= s.min_ssimulacra2:
+            if photo_score < s.min_ssimulacra2 and _score(rgb, plain) >= s.min_ssimulacra2:
                 # Many faces close together: each head passes, the photo as a whole does not. Scale all down.
                 strengths, heads, protected_np, photo_score = self._fit_photo(rgb, faces, regions, natives, written,
                                                                                strengths)
@@ -546,7 +547,7 @@ class FaceCloak:
         return (out * 255.0).round().clamp(0, 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
 
     def _fit(self, rgb: np.ndarray, faces: Sequence[Face], regions: Sequence[Region], deltas: Sequence[Tensor],
-             written: Written) -> tuple[list[float], list[float], np.ndarray]:
+             written: Written, plain: np.ndarray) -> tuple[list[float], list[float], np.ndarray]:
         """The largest share of each face's change whose head, as written, meets the level's floor.
 
         All faces are scaled in the same rounds (one composition and one encoder round trip per round); a face's
@@ -563,7 +564,6 @@ class FaceCloak:
         floor = s.min_ssimulacra2
         # Where the encoder alone leaves a head less than ENCODER_ROOM points above the floor (a small face written
         # as JPEG), the floor is held on the cloak's own change: against the encoder's output, not the original.
-        plain = written(rgb)
         refs = [plain if _score(rgb, plain, h) < floor + ENCODER_ROOM else rgb for h in heads]
         lo: list[tuple[float, float] | None] = [None] * n  # (strength, score) that passed
         hi: list[tuple[float, float] | None] = [None] * n  # (strength, score) that failed
